@@ -1,0 +1,107 @@
+"""Settings from the environment and an optional TOML file.
+
+Precedence, highest first: constructor arguments, ``MAILFLEET_*`` environment
+variables, the TOML file (``MAILFLEET_CONFIG``, else ``$MAILFLEET_HOME/mailfleet.toml``),
+defaults. ``MAILFLEET_HOME`` is the data folder; the SQLite database, the key
+file and the logs live there unless configured otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_HOME = Path("~/.local/share/mailfleet")
+
+
+class DataFolderError(Exception):
+    """The data folder cannot be created or written."""
+
+
+def _default_home() -> Path:
+    return Path(os.environ.get("MAILFLEET_HOME") or DEFAULT_HOME).expanduser()
+
+
+def _toml_path() -> Path:
+    explicit = os.environ.get("MAILFLEET_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    return _default_home() / "mailfleet.toml"
+
+
+class Settings(BaseSettings):
+    """Everything an installation can configure."""
+
+    model_config = SettingsConfigDict(env_prefix="MAILFLEET_", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home)
+    database_url: str | None = None
+    secret_key: SecretStr | None = None
+    key_file: Path | None = None
+    log_file: Path | None = None
+    log_level: str = "INFO"
+    # Public base URL of the API, used in signed one-click unsubscribe links.
+    public_url: str = "http://127.0.0.1:8025"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment over TOML file over defaults."""
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_toml_path())
+        return (init_settings, env_settings, toml)
+
+    def model_post_init(self, __context: Any) -> None:
+        """Resolve paths that default to places inside the data folder."""
+        self.home = self.home.expanduser()
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy async URL: the configured one, or SQLite in the data folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.home / 'mailfleet.db'}"
+
+    @property
+    def resolved_key_file(self) -> Path:
+        """Where the encryption key lives when no key is given in the environment."""
+        return (self.key_file or self.home / "secret.key").expanduser()
+
+    @property
+    def resolved_log_file(self) -> Path:
+        """Where logs are written."""
+        return (self.log_file or self.home / "logs" / "mailfleet.log").expanduser()
+
+    def ensure_home(self) -> Path:
+        """Create the data folder if needed and prove it is writable.
+
+        Raises :class:`DataFolderError` naming the folder and the reason.
+        """
+        home = self.home
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+            (home / "logs").mkdir(exist_ok=True)
+            probe = home / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise DataFolderError(
+                f"cannot use data folder {home}: {reason}. "
+                "Set MAILFLEET_HOME to a folder you can write."
+            ) from exc
+        return home
