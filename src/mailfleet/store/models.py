@@ -191,6 +191,7 @@ class Mailbox(Base):
     min_gap_seconds: Mapped[int | None] = mapped_column(Integer)
     max_per_minute: Mapped[int | None] = mapped_column(Integer)
     ramp_start: Mapped[date | None] = mapped_column(Date)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")  # its sending day
     warmup_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     tags: Mapped[list[str]] = mapped_column(default=list)
     status: Mapped[str] = mapped_column(String(16), default=MailboxStatus.ACTIVE)

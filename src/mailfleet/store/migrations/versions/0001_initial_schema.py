@@ -140,6 +140,7 @@ def upgrade() -> None:
         sa.Column("min_gap_seconds", sa.Integer(), nullable=True),
         sa.Column("max_per_minute", sa.Integer(), nullable=True),
         sa.Column("ramp_start", sa.Date(), nullable=True),
+        sa.Column("timezone", sa.String(length=64), nullable=False),
         sa.Column("warmup_enabled", sa.Boolean(), nullable=False),
         sa.Column("tags", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),

@@ -1,0 +1,136 @@
+"""Compose the message for one step of one enrollment, deterministically.
+
+The same enrollment and step always render the same text (spintax is seeded),
+so a retry sends what the first attempt would have.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from mailfleet.content import (
+    CompiledTemplate,
+    OutgoingMessage,
+    build_message,
+    compile_template,
+    make_message_id,
+    render,
+    reply_subject,
+    thread_references,
+)
+from mailfleet.store import Campaign, Enrollment, Lead, Mailbox, Step
+
+LEAD_COLUMNS = ("email", "first_name", "last_name", "company", "title", "timezone")
+
+
+@dataclass(frozen=True, slots=True)
+class Composed:
+    """A message ready for the wire plus what the store records about it."""
+
+    message_id: str
+    subject: str
+    raw: bytes
+    in_reply_to: str | None
+    references: list[str]
+
+
+class Composer:
+    """Renders steps; compiled templates are cached per step."""
+
+    def __init__(self, public_url: str, unsubscribe_key: bytes) -> None:
+        self._public_url = public_url.rstrip("/")
+        self._key = unsubscribe_key
+        self._templates: dict[tuple[int, str], CompiledTemplate] = {}
+
+    def _template(self, step: Step, field: str, source: str, allowed: set[str]) -> CompiledTemplate:
+        key = (step.id, field)
+        if key not in self._templates:
+            self._templates[key] = compile_template(
+                source, field=f"step {step.position} {field}", allowed=allowed
+            )
+        return self._templates[key]
+
+    def unsubscribe_url(self, workspace_id: int, lead_id: int) -> str:
+        """A signed one-click unsubscribe link for a lead."""
+        payload = f"{workspace_id}.{lead_id}"
+        mac = hmac.new(self._key, payload.encode(), hashlib.sha256).hexdigest()[:32]
+        return f"{self._public_url}/unsubscribe/{payload}.{mac}"
+
+    def verify_unsubscribe(self, token: str) -> tuple[int, int] | None:
+        """The (workspace, lead) a link was signed for, or None when forged."""
+        try:
+            workspace, lead, mac = token.split(".")
+            expected = self.unsubscribe_url(int(workspace), int(lead)).rsplit(".", 1)[1]
+        except ValueError:
+            return None
+        if not hmac.compare_digest(mac, expected):
+            return None
+        return int(workspace), int(lead)
+
+    @staticmethod
+    def new_message_id(mailbox: Mailbox) -> str:
+        """A fresh Message-ID on the sending mailbox's domain."""
+        return make_message_id(mailbox.address.rpartition("@")[2], uuid.uuid4().hex)
+
+    def compose(
+        self,
+        *,
+        campaign: Campaign,
+        step: Step,
+        enrollment: Enrollment,
+        lead: Lead,
+        mailbox: Mailbox,
+        message_id: str,
+        at: datetime,
+    ) -> Composed:
+        """Render ``step`` for ``lead`` from ``mailbox`` with a Message-ID chosen earlier."""
+        context: dict[str, str | None] = {name: getattr(lead, name) for name in LEAD_COLUMNS}
+        context.update({k: None if v is None else str(v) for k, v in (lead.fields or {}).items()})
+        unsubscribe = self.unsubscribe_url(lead.workspace_id, lead.id)
+        context.update(
+            sender_name=mailbox.display_name,
+            sender_first_name=mailbox.display_name.split(" ")[0] if mailbox.display_name else "",
+            sender_email=mailbox.address,
+            unsubscribe_url=unsubscribe,
+        )
+        allowed = set(context)
+        seed = f"{campaign.id}:{lead.id}:{step.position}"
+        threaded = step.position > 1 and step.threaded and enrollment.last_message_id is not None
+        if threaded and not step.subject.strip():
+            subject = reply_subject(enrollment.thread_subject or "")
+        else:
+            subject = render(self._template(step, "subject", step.subject, allowed), context, seed)
+            if threaded:
+                subject = reply_subject(subject)
+        text = render(self._template(step, "body", step.body_text, allowed), context, seed)
+        html = None
+        if step.body_html:
+            html = render(self._template(step, "html", step.body_html, allowed), context, seed)
+        in_reply_to = enrollment.last_message_id if threaded else None
+        references = (
+            thread_references(list(enrollment.references or []), enrollment.last_message_id or "")
+            if threaded
+            else []
+        )
+        lead_name = " ".join(p for p in (lead.first_name, lead.last_name) if p) or None
+        message = build_message(
+            OutgoingMessage(
+                from_address=mailbox.address,
+                from_name=mailbox.display_name or None,
+                to_address=lead.email,
+                to_name=lead_name,
+                subject=subject,
+                text=text,
+                html=html,
+                message_id=message_id,
+                date=at,
+                in_reply_to=in_reply_to,
+                references=references,
+                unsubscribe_url=unsubscribe,
+            )
+        )
+        return Composed(message_id, subject, bytes(message), in_reply_to, references)

@@ -1,0 +1,153 @@
+"""Admission control for one mailbox.
+
+A send is admitted only when every limit has room at the instant asked about:
+the provider's rate per minute and rolling 24-hour counts, the mailbox's cold
+cap for its local day (itself bounded by the ramp), and the minimum gap plus
+jitter since its last send. When a send is refused, :class:`Admission` says
+why and the earliest instant worth asking again, so the engine can sleep
+instead of polling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from mailfleet.providers import ProviderLimits
+
+DAY = timedelta(days=1)
+MINUTE = timedelta(minutes=1)
+
+
+@dataclass(frozen=True, slots=True)
+class RampPolicy:
+    """Cold volume of a new mailbox: a slow ramp, then a steady band."""
+
+    ramp_days: int = 14
+    ramp_min: int = 5
+    ramp_max: int = 10
+    steady_min: int = 15
+    steady_max: int = 25
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxPolicy:
+    """Everything that bounds one mailbox's sending, already resolved from presets."""
+
+    mailbox_id: int
+    limits: ProviderLimits
+    ramp: RampPolicy = RampPolicy()
+    ramp_start: date | None = None  # None: the mailbox is past its ramp
+    daily_cap: int | None = None  # an operator's cap; never raises the ramp's
+    min_gap: timedelta = timedelta(minutes=9)
+    max_jitter: timedelta = timedelta(minutes=4)
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxUsage:
+    """What a mailbox has sent, counted by the store at the instant asked about.
+
+    ``cold_today`` counts cold sends since the start of the mailbox's local day;
+    the rolling counts include every kind of send (warmup too): the provider
+    does not care why a message was sent.
+    """
+
+    cold_today: int = 0
+    messages_last_minute: int = 0
+    oldest_in_last_minute: datetime | None = None
+    messages_24h: int = 0
+    recipients_24h: int = 0
+    oldest_in_24h: datetime | None = None
+    last_send_at: datetime | None = None
+    last_send_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The answer to "may this mailbox send now?"."""
+
+    ok: bool
+    reason: str = ""
+    retry_at: datetime | None = None  # earliest instant the answer may change
+
+
+def _stable_fraction(*parts: object) -> float:
+    """A number in [0, 1) that depends only on ``parts``: jitter a retry reproduces."""
+    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def cold_cap_for_day(policy: MailboxPolicy, day: date) -> int:
+    """The cold sends a mailbox may make on its local ``day``.
+
+    During the ramp the cap climbs from ``ramp_min`` to ``ramp_max``; after it,
+    each day gets a value in the steady band (stable per mailbox and day, so the
+    volume does not look machine-made). An operator's ``daily_cap`` only lowers it.
+    """
+    ramp = policy.ramp
+    if policy.ramp_start is not None and day < policy.ramp_start:
+        return 0
+    age = (day - policy.ramp_start).days + 1 if policy.ramp_start is not None else None
+    if age is not None and age <= ramp.ramp_days:
+        span = ramp.ramp_max - ramp.ramp_min
+        cap = ramp.ramp_min + round(span * (age - 1) / max(1, ramp.ramp_days - 1))
+        return min(cap, policy.daily_cap) if policy.daily_cap is not None else cap
+    if policy.daily_cap is not None:
+        return policy.daily_cap
+    band = ramp.steady_max - ramp.steady_min
+    return ramp.steady_min + int(_stable_fraction(policy.mailbox_id, day) * (band + 1))
+
+
+def gap_after(policy: MailboxPolicy, last_send_id: int) -> timedelta:
+    """The pause after a send: the minimum gap plus a jitter fixed by that send."""
+    jitter = policy.max_jitter * _stable_fraction(policy.mailbox_id, "gap", last_send_id)
+    return policy.min_gap + jitter
+
+
+def admit(
+    policy: MailboxPolicy,
+    usage: MailboxUsage,
+    now: datetime,
+    *,
+    local_day: date,
+    next_local_midnight: datetime,
+    recipients: int = 1,
+    cold: bool = True,
+) -> Admission:
+    """Decide whether ``policy``'s mailbox may send one message to ``recipients`` now.
+
+    ``local_day`` and ``next_local_midnight`` place ``now`` in the mailbox's
+    sending day (the caller knows the timezone).
+    """
+    limits = policy.limits
+    if recipients > limits.recipients_per_message:
+        return Admission(
+            False, f"{recipients} recipients exceed {limits.recipients_per_message} per message"
+        )
+    if cold:
+        cap = cold_cap_for_day(policy, local_day)
+        if usage.cold_today >= cap:
+            return Admission(
+                False,
+                f"daily cold cap reached ({usage.cold_today}/{cap})",
+                next_local_midnight,
+            )
+    per_minute = limits.messages_per_minute
+    if per_minute is not None and usage.messages_last_minute >= per_minute:
+        retry = (usage.oldest_in_last_minute or now) + MINUTE
+        return Admission(False, f"{per_minute} messages a minute reached", max(retry, now))
+    day_retry = max((usage.oldest_in_24h or now) + DAY, now)
+    per_day = limits.recipients_per_day
+    if per_day is not None and usage.recipients_24h + recipients > per_day:
+        return Admission(
+            False, f"{per_day} recipients in a rolling 24 hours reached", day_retry
+        )
+    msg_day = limits.messages_per_day
+    if msg_day is not None and usage.messages_24h >= msg_day:
+        return Admission(False, f"{msg_day} messages in a rolling 24 hours reached", day_retry)
+    if usage.last_send_at is not None:
+        ready = usage.last_send_at + gap_after(policy, usage.last_send_id)
+        if ready > now:
+            return Admission(False, "minimum gap since the last send", ready)
+    return Admission(True)

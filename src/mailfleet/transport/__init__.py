@@ -1,0 +1,1 @@
+"""Transport: SMTP submission, OAuth tokens and secrets — the I/O edge that acts."""
