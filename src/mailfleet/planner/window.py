@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 
@@ -44,7 +44,7 @@ class SendingWindow:
             opens = _at_minute(day, self.start_minute, zone)
             closes = _at_minute(day, self.end_minute, zone)
             if now < opens:
-                return opens
+                return opens.astimezone(UTC)
             if now < closes:
                 return now
         raise AssertionError("a window with at least one day opens within a week")
@@ -61,7 +61,7 @@ def local_day(now: datetime, tz: str) -> tuple[date, datetime]:
     zone = ZoneInfo(tz)
     local = now.astimezone(zone)
     midnight = datetime.combine(local.date() + timedelta(days=1), time(0), zone)
-    return local.date(), midnight
+    return local.date(), midnight.astimezone(UTC)
 
 
 def add_delay(start: datetime, days: int, *, business_days: bool, tz: str) -> datetime:
@@ -75,4 +75,4 @@ def add_delay(start: datetime, days: int, *, business_days: bool, tz: str) -> da
         local = local + timedelta(days=1)
         if local.isoweekday() <= 5:
             remaining -= 1
-    return local
+    return local.astimezone(UTC)

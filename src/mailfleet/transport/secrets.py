@@ -7,6 +7,9 @@ all decrypt, so keys can be rotated without downtime. Values are JSON objects
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 from pathlib import Path
@@ -27,6 +30,7 @@ class SecretBox:
             raise SecretError("no encryption key")
         try:
             self._fernet = MultiFernet([Fernet(k) for k in keys])
+            self._primary = base64.urlsafe_b64decode(keys[0])
         except (ValueError, TypeError) as exc:
             raise SecretError("an encryption key is not a valid Fernet key") from exc
 
@@ -48,6 +52,10 @@ class SecretBox:
         except OSError as exc:
             raise SecretError(f"cannot read or create key file {path}: {exc.strerror}") from exc
         return cls([line for line in lines if line])
+
+    def derive(self, label: str) -> bytes:
+        """A stable key for another purpose (signing links), derived from the newest key."""
+        return hmac.new(self._primary, label.encode(), hashlib.sha256).digest()
 
     def seal(self, value: dict[str, Any]) -> bytes:
         """Encrypt a JSON-able mapping."""

@@ -1,0 +1,5 @@
+"""``python -m mailfleet``."""
+
+from mailfleet.cli.main import app
+
+app()

@@ -1,0 +1,1 @@
+"""The ``mailfleet`` command line (Typer + Rich); no business rules live here."""

@@ -1,0 +1,290 @@
+"""``mailfleet demo``: a whole simulated world on this machine.
+
+An emulated Microsoft 365 tenant (the sandbox: SMTP submission with STARTTLS
+and XOAUTH2, a token service) with two sending domains of two mailboxes each,
+generated prospects, and a two-step campaign run through the real engine on a
+virtual clock. Everything listens on 127.0.0.1; nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+import secrets
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import delete, func, select
+
+from mailfleet.campaigns import CampaignSpec, load_campaign, parse_campaign
+from mailfleet.clock import VirtualClock
+from mailfleet.config import Settings
+from mailfleet.engine.runtime import Engine, TickReport
+from mailfleet.leads import LeadFileError, parse_leads
+from mailfleet.sandbox import Sandbox, start_sandbox
+from mailfleet.store import (
+    CampaignStatus,
+    Database,
+    Domain,
+    Enrollment,
+    Mailbox,
+    Send,
+    SendStatus,
+    Workspace,
+)
+from mailfleet.store import commands as store_commands
+from mailfleet.transport.secrets import SecretBox
+
+WORKSPACE = "demo"
+TENANT = "brightpath-sandbox.onmicrosoft.com"
+DOMAINS = ("brightpath-mail.example", "trybrightpath.example")
+SENDERS = (("Alex Morgan", "alex"), ("Sam Rivera", "sam"))
+PROSPECT_DOMAINS = tuple(f"prospect{i}.example" for i in range(1, 9))
+
+DEMO_CAMPAIGN = """
+name: Demo outreach
+timezone: Europe/London
+window: {days: [mon, tue, wed, thu, fri, sat, sun], start: "08:00", end: "18:00"}
+steps:
+  - subject: "{Quick|Short} question about {{ company | default('your team') }}"
+    body: |
+      {Hi|Hello} {{ first_name | default("there") }},
+
+      {I noticed|I saw} {{ company | default("your company") }} is growing its {{ team | default("sales") }} team.
+      Would a 15-minute call next week be worth it?
+
+      {{ sender_first_name }}
+  - delay_days: 2
+    body: |
+      {Hi|Hey} {{ first_name | default("there") }}, just bringing this back to the top of your inbox.
+
+      {{ sender_first_name }}
+"""
+
+FIRST = ("Ana", "Ben", "Chloé", "Dan", "Eva", "Finn", "Grace", "Hugo", "Iris", "Jonas",
+         "Kira", "Liam", "Mara", "Nils", "Olga", "Paul", "Rosa", "Tom", "Uma", "Zoë")
+LAST = ("Berg", "Costa", "Dubois", "Evans", "Fischer", "García", "Hughes", "Jansen",
+        "Keller", "Lindqvist", "Moreau", "Novak", "Okafor", "Peters", "Rossi", "Silva")
+TEAMS = ("sales", "growth", "revenue", "partnerships", "marketing")
+
+
+class DemoError(Exception):
+    """The demo could not start; the message says why."""
+
+
+@dataclass(slots=True)
+class DemoSummary:
+    """What the demo did, as written to ``--json``."""
+
+    days: int
+    started_at: str
+    ended_at: str
+    mailboxes: int
+    leads: int
+    sends: int
+    sends_by_step: dict[str, int]
+    sends_by_mailbox: dict[str, int]
+    follow_ups_threaded: int
+    follow_ups_unthreaded: int
+    leads_with_step1_once: int
+    duplicate_sends: int
+    delivered_to_prospects: int
+    errors: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """The summary as a JSON-able mapping."""
+        return asdict(self)
+
+
+def generate_leads_csv(count: int, seed: int = 7) -> str:
+    """A CSV of ``count`` fictional prospects, as a sequencer would export it."""
+    rng = random.Random(seed)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["Email", "First Name", "Last Name", "Company Name", "Job Title", "Team"])
+    for i in range(count):
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        domain = PROSPECT_DOMAINS[i % len(PROSPECT_DOMAINS)]
+        company = domain.split(".")[0].capitalize() + " " + rng.choice(("GmbH", "Ltd", "Inc", "BV"))
+        local = f"{first}.{last}.{i}".lower().encode("ascii", "ignore").decode()
+        writer.writerow([f"{local}@{domain}", first, last, company, "Head of Sales",
+                         rng.choice(TEAMS)])
+    return out.getvalue()
+
+
+def _start_of_demo(today: date) -> datetime:
+    from datetime import UTC
+
+    return datetime.combine(today, time(7, 0), UTC)
+
+
+async def _reset(db: Database) -> None:
+    async with db.session() as session:
+        await session.execute(delete(Workspace).where(Workspace.slug == WORKSPACE))
+
+
+async def _build_world(
+    db: Database,
+    sandbox: Sandbox,
+    box: SecretBox,
+    spec: CampaignSpec,
+    leads_path: Path,
+    now: datetime,
+) -> tuple[int, int, list[str]]:
+    """Create the workspace, domains, mailboxes, leads and the running campaign."""
+    client_id = "mailfleet-demo-app"
+    client_secret = secrets.token_urlsafe(24)
+    sandbox.add_tenant(TENANT)
+    sandbox.register_app(TENANT, client_id, client_secret)
+    for domain in PROSPECT_DOMAINS:
+        sandbox.add_prospect_domain(domain)
+    with leads_path.open(encoding="utf-8-sig", newline="") as handle:
+        parsed = parse_leads(handle, source=str(leads_path))
+    problems = [str(error) for error in parsed.errors]
+    async with db.session() as session:
+        workspace = Workspace(slug=WORKSPACE, name="Demo workspace", created_at=now)
+        session.add(workspace)
+        await session.flush()
+        mailboxes = 0
+        for domain_name in DOMAINS:
+            domain = Domain(
+                workspace_id=workspace.id, name=domain_name, provider="microsoft365",
+                tenant=TENANT, created_at=now - timedelta(days=90),
+            )
+            session.add(domain)
+            await session.flush()
+            for display, local in SENDERS:
+                address = f"{local}@{domain_name}"
+                sandbox.add_mailbox(address, TENANT)
+                session.add(
+                    Mailbox(
+                        workspace_id=workspace.id, domain_id=domain.id, address=address,
+                        display_name=display, provider="microsoft365", tenant=TENANT,
+                        smtp_host=sandbox.smtp_host, smtp_port=sandbox.smtp_port,
+                        smtp_security="starttls", ca_file=str(sandbox.ca_file),
+                        auth_kind="oauth2_client", token_endpoint=sandbox.token_url(TENANT),
+                        client_id=client_id, secret=box.seal({"client_secret": client_secret}),
+                        daily_cap=30, min_gap_seconds=600, ramp_start=now.date() - timedelta(days=60),
+                        timezone=spec.timezone, tags=["demo"], created_at=now - timedelta(days=60),
+                    )
+                )
+                mailboxes += 1
+        campaign = store_commands.campaign_from_spec(workspace.id, spec, now)
+        campaign.status = CampaignStatus.ACTIVE
+        campaign.started_at = now
+        session.add(campaign)
+        await session.flush()
+        imported = await store_commands.store_leads(session, workspace.id, parsed.leads, now)
+        problems.extend(imported.skipped)
+        await store_commands.enroll(session, campaign, imported.lead_ids, now)
+    return mailboxes, len(imported.lead_ids), problems
+
+
+async def _summarise(db: Database, days: int, start: datetime, end: datetime,
+                     mailboxes: int, leads: int, errors: list[str], delivered: int) -> DemoSummary:
+    async with db.session() as session:
+        workspace = (await session.scalars(select(Workspace).where(Workspace.slug == WORKSPACE))).one()
+        sent = (
+            await session.execute(
+                select(Send, Mailbox.address)
+                .join(Mailbox, Mailbox.id == Send.mailbox_id)
+                .where(Send.workspace_id == workspace.id, Send.status == SendStatus.SENT)
+            )
+        ).all()
+        first_ids = {
+            s.enrollment_id: s.message_id for s, _ in sent if s.step_position == 1
+        }
+        by_step: dict[str, int] = {}
+        by_mailbox: dict[str, int] = {}
+        per_enrollment_step: dict[tuple[int | None, int | None], int] = {}
+        threaded = unthreaded = 0
+        for send, address in sent:
+            by_step[str(send.step_position)] = by_step.get(str(send.step_position), 0) + 1
+            by_mailbox[address] = by_mailbox.get(address, 0) + 1
+            key = (send.enrollment_id, send.step_position)
+            per_enrollment_step[key] = per_enrollment_step.get(key, 0) + 1
+            if (send.step_position or 0) > 1:
+                if send.in_reply_to and send.in_reply_to == first_ids.get(send.enrollment_id):
+                    threaded += 1
+                else:
+                    unthreaded += 1
+    return DemoSummary(
+        days=days,
+        started_at=start.isoformat(),
+        ended_at=end.isoformat(),
+        mailboxes=mailboxes,
+        leads=leads,
+        sends=len(sent),
+        sends_by_step=dict(sorted(by_step.items())),
+        sends_by_mailbox=dict(sorted(by_mailbox.items())),
+        follow_ups_threaded=threaded,
+        follow_ups_unthreaded=unthreaded,
+        leads_with_step1_once=sum(1 for (_, step), n in per_enrollment_step.items() if step == 1 and n == 1),
+        duplicate_sends=sum(n - 1 for n in per_enrollment_step.values() if n > 1),
+        delivered_to_prospects=delivered,
+        errors=errors,
+    )
+
+
+async def run_demo(
+    settings: Settings,
+    *,
+    days: int,
+    today: date,
+    lead_count: int = 100,
+    leads_file: Path | None = None,
+    campaign_file: Path | None = None,
+    progress: Callable[[datetime, datetime, datetime, TickReport], None] | None = None,
+) -> DemoSummary:
+    """Build the simulated world, run the campaign for ``days`` virtual days, summarise."""
+    if days < 1:
+        raise DemoError("--days must be at least 1")
+    home = settings.ensure_home()
+    demo_dir = home / "demo"
+    demo_dir.mkdir(exist_ok=True)
+    if campaign_file is not None:
+        spec = load_campaign(campaign_file)
+    else:
+        spec = parse_campaign(yaml.safe_load(DEMO_CAMPAIGN), source="embedded demo campaign",
+                              extra_fields={"team"})
+    if leads_file is None:
+        leads_file = demo_dir / "leads.csv"
+        leads_file.write_text(generate_leads_csv(lead_count), encoding="utf-8")
+    elif not leads_file.is_file():
+        raise DemoError(f"{leads_file}: no such lead file")
+    box = SecretBox.from_key_file(
+        settings.resolved_key_file,
+        settings.secret_key.get_secret_value() if settings.secret_key else None,
+    )
+    start = _start_of_demo(today)
+    end = start + timedelta(days=days)
+    clock = VirtualClock(start)
+    db = Database(settings.resolved_database_url)
+    try:
+        await db.migrate()
+        await _reset(db)
+        async with await start_sandbox(clock, demo_dir / "sandbox") as sandbox:
+            mailboxes, leads, problems = await _build_world(
+                db, sandbox, box, spec, leads_file, start
+            )
+            engine = Engine(db, clock, box, public_url=settings.public_url,
+                            unsubscribe_key=box.derive("unsubscribe-links"), seed=1)
+            errors: list[str] = list(problems)
+            try:
+                def on_tick(report: TickReport) -> None:
+                    errors.extend(report.errors)
+                    if progress is not None:
+                        progress(start, end, clock.now(), report)
+
+                await engine.run_until(end, on_tick)
+            finally:
+                await engine.close()
+            delivered = sandbox.prospects.count()
+        return await _summarise(db, days, start, end, mailboxes, leads, errors, delivered)
+    finally:
+        await db.close()

@@ -1,0 +1,159 @@
+"""Write operations the interfaces share: save a campaign, import leads, enroll them.
+
+Each runs inside the caller's session, so a caller commits all of it or none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailfleet.campaigns import CampaignSpec, WindowSpec
+from mailfleet.leads import ParsedLead
+from mailfleet.store.models import (
+    Campaign,
+    CampaignStatus,
+    Enrollment,
+    EnrollmentStatus,
+    Lead,
+    Step,
+    Suppression,
+)
+
+
+@dataclass(slots=True)
+class LeadImport:
+    """What an import stored."""
+
+    created: int = 0
+    existing: int = 0
+    enrolled: int = 0
+    skipped: list[str] = field(default_factory=list)
+    lead_ids: list[int] = field(default_factory=list)
+
+
+def campaign_from_spec(workspace_id: int, spec: CampaignSpec, now: datetime) -> Campaign:
+    """A new (draft) campaign with its steps, built from a validated spec."""
+    campaign = Campaign(
+        workspace_id=workspace_id,
+        name=spec.name,
+        status=CampaignStatus.DRAFT,
+        timezone=spec.timezone,
+        window_days=sorted(set(spec.window.days)),
+        window_start_minute=WindowSpec.minutes(spec.window.start),
+        window_end_minute=WindowSpec.minutes(spec.window.end),
+        use_lead_timezone=spec.use_lead_timezone,
+        daily_cap=spec.daily_cap,
+        mailbox_tags=list(spec.mailbox_tags),
+        settings={"fields": list(spec.fields)},
+        created_at=now,
+    )
+    for position, step in enumerate(spec.steps, start=1):
+        campaign.steps.append(
+            Step(
+                position=position,
+                delay_days=step.delay_days,
+                business_days=step.business_days,
+                subject=step.subject,
+                body_text=step.body,
+                body_html=step.html,
+                threaded=step.threaded,
+                variants={},
+            )
+        )
+    return campaign
+
+
+async def store_leads(
+    session: AsyncSession, workspace_id: int, leads: Sequence[ParsedLead], now: datetime
+) -> LeadImport:
+    """Insert new leads and find existing ones (same normalised address in the workspace)."""
+    report = LeadImport()
+    if not leads:
+        return report
+    existing: dict[str, int] = {}
+    addresses = [lead.email_normalized for lead in leads]
+    for start in range(0, len(addresses), 500):
+        chunk = addresses[start : start + 500]
+        rows = await session.execute(
+            select(Lead.email_normalized, Lead.id).where(
+                Lead.workspace_id == workspace_id, Lead.email_normalized.in_(chunk)
+            )
+        )
+        existing.update({email: lead_id for email, lead_id in rows.tuples()})
+    suppressed = {
+        (kind, value)
+        for kind, value in (
+            await session.execute(
+                select(Suppression.kind, Suppression.value).where(
+                    Suppression.workspace_id == workspace_id
+                )
+            )
+        ).tuples()
+    }
+    fresh: list[Lead] = []
+    for lead in leads:
+        domain = lead.email_normalized.rpartition("@")[2]
+        if ("email", lead.email_normalized) in suppressed or ("domain", domain) in suppressed:
+            report.skipped.append(f"{lead.source_ref}: {lead.email} is suppressed")
+            continue
+        if lead.email_normalized in existing:
+            report.existing += 1
+            report.lead_ids.append(existing[lead.email_normalized])
+            continue
+        row = Lead(
+            workspace_id=workspace_id,
+            email=lead.email,
+            email_normalized=lead.email_normalized,
+            first_name=lead.first_name,
+            last_name=lead.last_name,
+            company=lead.company,
+            title=lead.title,
+            timezone=lead.timezone,
+            fields=dict(lead.fields),
+            source=lead.source_ref,
+            created_at=now,
+        )
+        fresh.append(row)
+        existing[lead.email_normalized] = -1
+    session.add_all(fresh)
+    await session.flush()
+    report.created = len(fresh)
+    report.lead_ids.extend(row.id for row in fresh)
+    return report
+
+
+async def enroll(
+    session: AsyncSession, campaign: Campaign, lead_ids: Sequence[int], now: datetime
+) -> int:
+    """Put leads into a campaign, due now; leads already in it are left alone."""
+    present = set(
+        (
+            await session.scalars(
+                select(Enrollment.lead_id).where(Enrollment.campaign_id == campaign.id)
+            )
+        ).all()
+    )
+    added = 0
+    for lead_id in dict.fromkeys(lead_ids):
+        if lead_id in present:
+            continue
+        session.add(
+            Enrollment(
+                campaign_id=campaign.id,
+                lead_id=lead_id,
+                status=EnrollmentStatus.ACTIVE,
+                next_step=1,
+                next_due_at=now,
+                references=[],
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        added += 1
+    await session.flush()
+    return added
