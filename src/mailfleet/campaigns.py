@@ -15,13 +15,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mailfleet.content import TemplateError, compile_template
+from mailfleet.content import LEAD_VARIABLES, SENDER_VARIABLES, TemplateError, compile_template
 from mailfleet.planner import SendingWindow
 
-LEAD_VARIABLES = frozenset(
-    {"email", "first_name", "last_name", "company", "title", "timezone"}
-)
-SENDER_VARIABLES = frozenset({"sender_name", "sender_email", "sender_first_name", "unsubscribe_url"})
+# The engine also fills in the sender's first name, for signatures.
+SENDER_EXTRA = frozenset({"sender_first_name"})
 DAY_NAMES = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 7}
 
 
@@ -118,7 +116,7 @@ class CampaignSpec(BaseModel):
 
     def allowed_variables(self, extra: set[str] | frozenset[str] = frozenset()) -> set[str]:
         """Every variable a template of this campaign may use."""
-        return set(LEAD_VARIABLES | SENDER_VARIABLES) | set(self.fields) | set(extra)
+        return set(LEAD_VARIABLES | SENDER_VARIABLES | SENDER_EXTRA) | set(self.fields) | set(extra)
 
     def check_templates(self, extra_fields: set[str] | frozenset[str] = frozenset()) -> None:
         """Compile every template; raise :class:`TemplateError` naming the step and field."""

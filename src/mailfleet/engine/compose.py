@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mailfleet.content import (
+    LEAD_VARIABLES,
     CompiledTemplate,
     OutgoingMessage,
     build_message,
@@ -24,7 +25,7 @@ from mailfleet.content import (
 )
 from mailfleet.store import Campaign, Enrollment, Lead, Mailbox, Step
 
-LEAD_COLUMNS = ("email", "first_name", "last_name", "company", "title", "timezone")
+LEAD_COLUMNS = tuple(sorted(LEAD_VARIABLES))
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,7 @@ class Composer:
         key = (step.id, field)
         if key not in self._templates:
             self._templates[key] = compile_template(
-                source, field=f"step {step.position} {field}", allowed=allowed
+                source, field=f"step {step.position} {field}", allowed=allowed, html=field == "html"
             )
         return self._templates[key]
 
@@ -97,7 +98,8 @@ class Composer:
             sender_email=mailbox.address,
             unsubscribe_url=unsubscribe,
         )
-        allowed = set(context)
+        # Templates were checked when the campaign was saved; allow what it declared.
+        allowed = set(context) | set((campaign.settings or {}).get("fields", []))
         seed = f"{campaign.id}:{lead.id}:{step.position}"
         threaded = step.position > 1 and step.threaded and enrollment.last_message_id is not None
         if threaded and not step.subject.strip():

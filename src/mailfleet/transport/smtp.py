@@ -196,7 +196,7 @@ class MailboxConnection:
                 raise _Failure(
                     SubmitResult(Delivery.REFUSED, Stage.TOKEN, None, str(exc), exception="TokenError")
                 ) from exc
-            if not smtp.supports_extension("auth") or "XOAUTH2" not in smtp.server_auth_methods:
+            if not smtp.supports_extension("auth") or "xoauth2" not in [m.lower() for m in smtp.server_auth_methods]:
                 raise _Failure(
                     SubmitResult(
                         Delivery.REFUSED,

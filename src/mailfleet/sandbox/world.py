@@ -1,0 +1,177 @@
+"""The whole sandbox in one call: token service, SMTP submission, mail store and prospects."""
+
+from __future__ import annotations
+
+import ssl
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+
+from mailfleet.clock import Clock
+from mailfleet.sandbox.behaviour import MailboxBehaviour, Submission
+from mailfleet.sandbox.directory import Directory, SandboxMailbox
+from mailfleet.sandbox.mailstore import INBOX, SENT_ITEMS, MailStore
+from mailfleet.sandbox.prospects import ProspectSimulator
+from mailfleet.sandbox.smtp import SubmissionServer
+from mailfleet.sandbox.tls import TlsMaterial, create_tls_material
+from mailfleet.sandbox.token_server import TokenServer
+from mailfleet.sandbox.tokens import OAuthApp, TokenService
+
+
+class Sandbox:
+    """A running emulated provider on 127.0.0.1; build it with :func:`start_sandbox`."""
+
+    def __init__(self, clock: Clock, tls: TlsMaterial, hostname: str) -> None:
+        self.clock = clock
+        self.tls = tls
+        self.hostname = hostname
+        self.directory = Directory()
+        self.tokens = TokenService(clock, self.directory)
+        self.store = MailStore()
+        self.prospects = ProspectSimulator()
+        self.smtp = SubmissionServer(
+            clock=clock,
+            directory=self.directory,
+            tokens=self.tokens,
+            tls_context=tls.server_context,
+            deliver=self.deliver,
+            hostname=hostname,
+        )
+        self.token_server = TokenServer(self.tokens, clock)
+
+    # -- addresses ----------------------------------------------------------------------
+
+    @property
+    def smtp_host(self) -> str:
+        """The submission server's address (always loopback)."""
+        return self.smtp.host
+
+    @property
+    def smtp_port(self) -> int:
+        """The submission server's port (STARTTLS, like 587)."""
+        return self.smtp.port
+
+    @property
+    def token_base_url(self) -> str:
+        """Base URL of the token service, ``http://127.0.0.1:PORT``."""
+        return self.token_server.base_url
+
+    def token_url(self, tenant: str) -> str:
+        """The Azure-AD-style token endpoint of ``tenant``."""
+        return f"{self.token_base_url}/{tenant}/oauth2/v2.0/token"
+
+    @property
+    def introspection_url(self) -> str:
+        """The RFC 7662 introspection endpoint."""
+        return f"{self.token_base_url}/introspect"
+
+    @property
+    def ca_file(self) -> Path:
+        """PEM file of the CA that signed the sandbox's certificate; clients trust it."""
+        return self.tls.ca_file
+
+    def client_tls_context(self) -> ssl.SSLContext:
+        """A verifying client TLS context that trusts the sandbox CA."""
+        return self.tls.client_context()
+
+    # -- the world's population -----------------------------------------------------------
+
+    def add_tenant(self, tenant: str) -> None:
+        """Create a tenant (idempotent)."""
+        self.directory.add_tenant(tenant)
+
+    def add_mailbox(
+        self,
+        address: str,
+        tenant: str,
+        password: str | None = None,
+        behaviour: MailboxBehaviour | None = None,
+    ) -> SandboxMailbox:
+        """Create a mailbox with its folders; a ``password`` allows AUTH LOGIN."""
+        mailbox = self.directory.add_mailbox(address, tenant, password, behaviour)
+        self.store.ensure_mailbox(mailbox.address)
+        return mailbox
+
+    def set_behaviour(self, address: str, behaviour: MailboxBehaviour) -> None:
+        """Swap the behaviour (healthy, throttled, …) of an existing mailbox."""
+        mailbox = self.directory.mailbox(address)
+        if mailbox is None:
+            raise KeyError(f"unknown mailbox {address!r}")
+        mailbox.behaviour = behaviour
+
+    def register_app(
+        self, tenant: str, client_id: str, client_secret: str, mailboxes: set[str] | None = None
+    ) -> OAuthApp:
+        """Register an app with SMTP/IMAP/POP access to ``mailboxes`` (None: all of the tenant)."""
+        return self.tokens.register_app(
+            tenant, client_id, client_secret, "all" if mailboxes is None else mailboxes
+        )
+
+    def add_prospect_domain(self, domain: str) -> None:
+        """Mail to any address at ``domain`` reaches a simulated prospect."""
+        self.prospects.add_domain(domain)
+
+    # -- delivery -------------------------------------------------------------------------
+
+    def deliver(self, submission: Submission, now: datetime) -> None:
+        """File an accepted message: each recipient's INBOX, the sender's Sent Items, prospects."""
+        recipients = submission.recipients
+        for recipient in dict.fromkeys(recipients):
+            self.store.append(
+                recipient,
+                INBOX,
+                submission.raw,
+                sender=submission.sender,
+                recipients=recipients,
+                received_at=now,
+            )
+            if self.prospects.is_prospect(recipient):
+                self.prospects.record(recipient, submission.sender, submission.raw, now)
+        self.store.append(
+            submission.sender,
+            SENT_ITEMS,
+            submission.raw,
+            sender=submission.sender,
+            recipients=recipients,
+            received_at=now,
+            flags={"\\Seen"},
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the token service, then SMTP; on a failure nothing is left running."""
+        try:
+            await self.token_server.start()
+            await self.smtp.start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Close SMTP sessions and the listener, then stop the token service (idempotent)."""
+        try:
+            await self.smtp.stop()
+        finally:
+            await self.token_server.stop()
+
+    async def __aenter__(self) -> Sandbox:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+async def start_sandbox(
+    clock: Clock, workdir: Path, *, hostname: str = "smtp.sandbox.test"
+) -> Sandbox:
+    """Start a whole sandbox on free loopback ports; TLS files go under ``workdir/tls``."""
+    tls = create_tls_material(workdir / "tls", ("localhost", "127.0.0.1", hostname))
+    sandbox = Sandbox(clock, tls, hostname)
+    await sandbox.start()
+    return sandbox
