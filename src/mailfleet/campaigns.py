@@ -133,7 +133,8 @@ def _format_validation(source: str, exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
         where = ".".join(
-            f"step {int(p) + 1}" if isinstance(p, int) and i and error["loc"][i - 1] == "steps"
+            f"step {int(p) + 1}"
+            if isinstance(p, int) and i and error["loc"][i - 1] == "steps"
             else str(p)
             for i, p in enumerate(error["loc"])
         )
@@ -172,5 +173,7 @@ def load_campaign(
         else:
             data = yaml.safe_load(text)
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-        raise CampaignFileError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
+        raise CampaignFileError(
+            f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}"
+        ) from None
     return parse_campaign(data, source=str(path), extra_fields=extra_fields)

@@ -19,19 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 
 from mailfleet.campaigns import CampaignSpec, load_campaign, parse_campaign
 from mailfleet.clock import VirtualClock
 from mailfleet.config import Settings
 from mailfleet.engine.runtime import Engine, TickReport
-from mailfleet.leads import LeadFileError, parse_leads
+from mailfleet.leads import parse_leads
 from mailfleet.sandbox import Sandbox, start_sandbox
 from mailfleet.store import (
     CampaignStatus,
     Database,
     Domain,
-    Enrollment,
     Mailbox,
     Send,
     SendStatus,
@@ -55,21 +54,59 @@ steps:
     body: |
       {Hi|Hello} {{ first_name | default("there") }},
 
-      {I noticed|I saw} {{ company | default("your company") }} is growing its {{ team | default("sales") }} team.
+      {I noticed|I saw} {{ company | default("your company") }} is growing
+      its {{ team | default("sales") }} team.
       Would a 15-minute call next week be worth it?
 
       {{ sender_first_name }}
   - delay_days: 2
     body: |
-      {Hi|Hey} {{ first_name | default("there") }}, just bringing this back to the top of your inbox.
+      {Hi|Hey} {{ first_name | default("there") }}, just bringing this
+      back to the top of your inbox.
 
       {{ sender_first_name }}
 """
 
-FIRST = ("Ana", "Ben", "Chloé", "Dan", "Eva", "Finn", "Grace", "Hugo", "Iris", "Jonas",
-         "Kira", "Liam", "Mara", "Nils", "Olga", "Paul", "Rosa", "Tom", "Uma", "Zoë")
-LAST = ("Berg", "Costa", "Dubois", "Evans", "Fischer", "García", "Hughes", "Jansen",
-        "Keller", "Lindqvist", "Moreau", "Novak", "Okafor", "Peters", "Rossi", "Silva")
+FIRST = (
+    "Ana",
+    "Ben",
+    "Chloé",
+    "Dan",
+    "Eva",
+    "Finn",
+    "Grace",
+    "Hugo",
+    "Iris",
+    "Jonas",
+    "Kira",
+    "Liam",
+    "Mara",
+    "Nils",
+    "Olga",
+    "Paul",
+    "Rosa",
+    "Tom",
+    "Uma",
+    "Zoë",
+)
+LAST = (
+    "Berg",
+    "Costa",
+    "Dubois",
+    "Evans",
+    "Fischer",
+    "García",
+    "Hughes",
+    "Jansen",
+    "Keller",
+    "Lindqvist",
+    "Moreau",
+    "Novak",
+    "Okafor",
+    "Peters",
+    "Rossi",
+    "Silva",
+)
 TEAMS = ("sales", "growth", "revenue", "partnerships", "marketing")
 
 
@@ -112,8 +149,9 @@ def generate_leads_csv(count: int, seed: int = 7) -> str:
         domain = PROSPECT_DOMAINS[i % len(PROSPECT_DOMAINS)]
         company = domain.split(".")[0].capitalize() + " " + rng.choice(("GmbH", "Ltd", "Inc", "BV"))
         local = f"{first}.{last}.{i}".lower().encode("ascii", "ignore").decode()
-        writer.writerow([f"{local}@{domain}", first, last, company, "Head of Sales",
-                         rng.choice(TEAMS)])
+        writer.writerow(
+            [f"{local}@{domain}", first, last, company, "Head of Sales", rng.choice(TEAMS)]
+        )
     return out.getvalue()
 
 
@@ -144,7 +182,7 @@ async def _build_world(
     for domain in PROSPECT_DOMAINS:
         sandbox.add_prospect_domain(domain)
     with leads_path.open(encoding="utf-8-sig", newline="") as handle:
-        parsed = parse_leads(handle, source=str(leads_path))
+        parsed = parse_leads(handle, source=str(leads_path), allow_test_domains=True)
     problems = [str(error) for error in parsed.errors]
     async with db.session() as session:
         workspace = Workspace(slug=WORKSPACE, name="Demo workspace", created_at=now)
@@ -152,25 +190,40 @@ async def _build_world(
         await session.flush()
         mailboxes = 0
         for domain_name in DOMAINS:
-            domain = Domain(
-                workspace_id=workspace.id, name=domain_name, provider="microsoft365",
-                tenant=TENANT, created_at=now - timedelta(days=90),
+            sending = Domain(
+                workspace_id=workspace.id,
+                name=domain_name,
+                provider="microsoft365",
+                tenant=TENANT,
+                created_at=now - timedelta(days=90),
             )
-            session.add(domain)
+            session.add(sending)
             await session.flush()
             for display, local in SENDERS:
                 address = f"{local}@{domain_name}"
                 sandbox.add_mailbox(address, TENANT)
                 session.add(
                     Mailbox(
-                        workspace_id=workspace.id, domain_id=domain.id, address=address,
-                        display_name=display, provider="microsoft365", tenant=TENANT,
-                        smtp_host=sandbox.smtp_host, smtp_port=sandbox.smtp_port,
-                        smtp_security="starttls", ca_file=str(sandbox.ca_file),
-                        auth_kind="oauth2_client", token_endpoint=sandbox.token_url(TENANT),
-                        client_id=client_id, secret=box.seal({"client_secret": client_secret}),
-                        daily_cap=30, min_gap_seconds=600, ramp_start=now.date() - timedelta(days=60),
-                        timezone=spec.timezone, tags=["demo"], created_at=now - timedelta(days=60),
+                        workspace_id=workspace.id,
+                        domain_id=sending.id,
+                        address=address,
+                        display_name=display,
+                        provider="microsoft365",
+                        tenant=TENANT,
+                        smtp_host=sandbox.smtp_host,
+                        smtp_port=sandbox.smtp_port,
+                        smtp_security="starttls",
+                        ca_file=str(sandbox.ca_file),
+                        auth_kind="oauth2_client",
+                        token_endpoint=sandbox.token_url(TENANT),
+                        client_id=client_id,
+                        secret=box.seal({"client_secret": client_secret}),
+                        daily_cap=30,
+                        min_gap_seconds=600,
+                        ramp_start=now.date() - timedelta(days=60),
+                        timezone=spec.timezone,
+                        tags=["demo"],
+                        created_at=now - timedelta(days=60),
                     )
                 )
                 mailboxes += 1
@@ -179,16 +232,28 @@ async def _build_world(
         campaign.started_at = now
         session.add(campaign)
         await session.flush()
-        imported = await store_commands.store_leads(session, workspace.id, parsed.leads, now)
+        imported = await store_commands.store_leads(
+            session, workspace.id, parsed.leads, now, source=str(leads_path)
+        )
         problems.extend(imported.skipped)
         await store_commands.enroll(session, campaign, imported.lead_ids, now)
     return mailboxes, len(imported.lead_ids), problems
 
 
-async def _summarise(db: Database, days: int, start: datetime, end: datetime,
-                     mailboxes: int, leads: int, errors: list[str], delivered: int) -> DemoSummary:
+async def _summarise(
+    db: Database,
+    days: int,
+    start: datetime,
+    end: datetime,
+    mailboxes: int,
+    leads: int,
+    errors: list[str],
+    delivered: int,
+) -> DemoSummary:
     async with db.session() as session:
-        workspace = (await session.scalars(select(Workspace).where(Workspace.slug == WORKSPACE))).one()
+        workspace = (
+            await session.scalars(select(Workspace).where(Workspace.slug == WORKSPACE))
+        ).one()
         sent = (
             await session.execute(
                 select(Send, Mailbox.address)
@@ -196,9 +261,7 @@ async def _summarise(db: Database, days: int, start: datetime, end: datetime,
                 .where(Send.workspace_id == workspace.id, Send.status == SendStatus.SENT)
             )
         ).all()
-        first_ids = {
-            s.enrollment_id: s.message_id for s, _ in sent if s.step_position == 1
-        }
+        first_ids = {s.enrollment_id: s.message_id for s, _ in sent if s.step_position == 1}
         by_step: dict[str, int] = {}
         by_mailbox: dict[str, int] = {}
         per_enrollment_step: dict[tuple[int | None, int | None], int] = {}
@@ -224,7 +287,9 @@ async def _summarise(db: Database, days: int, start: datetime, end: datetime,
         sends_by_mailbox=dict(sorted(by_mailbox.items())),
         follow_ups_threaded=threaded,
         follow_ups_unthreaded=unthreaded,
-        leads_with_step1_once=sum(1 for (_, step), n in per_enrollment_step.items() if step == 1 and n == 1),
+        leads_with_step1_once=sum(
+            1 for (_, step), n in per_enrollment_step.items() if step == 1 and n == 1
+        ),
         duplicate_sends=sum(n - 1 for n in per_enrollment_step.values() if n > 1),
         delivered_to_prospects=delivered,
         errors=errors,
@@ -250,8 +315,9 @@ async def run_demo(
     if campaign_file is not None:
         spec = load_campaign(campaign_file)
     else:
-        spec = parse_campaign(yaml.safe_load(DEMO_CAMPAIGN), source="embedded demo campaign",
-                              extra_fields={"team"})
+        spec = parse_campaign(
+            yaml.safe_load(DEMO_CAMPAIGN), source="embedded demo campaign", extra_fields={"team"}
+        )
     if leads_file is None:
         leads_file = demo_dir / "leads.csv"
         leads_file.write_text(generate_leads_csv(lead_count), encoding="utf-8")
@@ -272,10 +338,17 @@ async def run_demo(
             mailboxes, leads, problems = await _build_world(
                 db, sandbox, box, spec, leads_file, start
             )
-            engine = Engine(db, clock, box, public_url=settings.public_url,
-                            unsubscribe_key=box.derive("unsubscribe-links"), seed=1)
+            engine = Engine(
+                db,
+                clock,
+                box,
+                public_url=settings.public_url,
+                unsubscribe_key=box.derive("unsubscribe-links"),
+                seed=1,
+            )
             errors: list[str] = list(problems)
             try:
+
                 def on_tick(report: TickReport) -> None:
                     errors.extend(report.errors)
                     if progress is not None:

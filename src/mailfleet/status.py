@@ -51,7 +51,9 @@ async def collect_status(settings: Settings, *, today: date) -> dict[str, Any]:
                                 .where(Enrollment.campaign_id == c.id)
                                 .group_by(Enrollment.status)
                             )
-                        ).tuples().all()
+                        )
+                        .tuples()
+                        .all()
                     )
                     sent = await session.scalar(
                         select(func.count()).where(
@@ -100,7 +102,12 @@ async def collect_status(settings: Settings, *, today: date) -> dict[str, Any]:
                         }
                     )
                 out.append(
-                    {"slug": ws.slug, "name": ws.name, "campaigns": campaigns, "mailboxes": mailboxes}
+                    {
+                        "slug": ws.slug,
+                        "name": ws.name,
+                        "campaigns": campaigns,
+                        "mailboxes": mailboxes,
+                    }
                 )
             return {"database": settings.resolved_database_url, "workspaces": out}
     finally:

@@ -1,5 +1,6 @@
 """The engine end to end against the sandbox, on a virtual clock."""
 
+import itertools
 from collections import Counter, defaultdict
 from datetime import timedelta
 from email import message_from_bytes
@@ -31,7 +32,10 @@ async def test_two_step_campaign_is_sent_once_threaded_and_rotated(
     sent = await sends(world.db)
     by_step = Counter(s.step_position for s in sent)
     assert by_step == {1: 10, 2: 10}
-    assert Counter(s.mailbox_id for s in sent) == {world.mailbox_ids[0]: 10, world.mailbox_ids[1]: 10}
+    assert Counter(s.mailbox_id for s in sent) == {
+        world.mailbox_ids[0]: 10,
+        world.mailbox_ids[1]: 10,
+    }
     assert len({(s.enrollment_id, s.step_position) for s in sent}) == 20
     first = {s.enrollment_id: s for s in sent if s.step_position == 1}
     for follow in (s for s in sent if s.step_position == 2):
@@ -59,8 +63,9 @@ async def test_two_step_campaign_is_sent_once_threaded_and_rotated(
 async def test_virtual_clock_drives_daily_cap_and_minimum_gap(
     tmp_path: Path, clock: VirtualClock, sandbox: Sandbox
 ) -> None:
-    world = await build_world(tmp_path, clock, sandbox, mailboxes=2, leads=40, daily_cap=7,
-                              gap_seconds=900, steps=1)
+    world = await build_world(
+        tmp_path, clock, sandbox, mailboxes=2, leads=40, daily_cap=7, gap_seconds=900, steps=1
+    )
     try:
         await world.engine.run_until(utc(2026, 3, 4))  # to the end of the second day
     finally:
@@ -74,7 +79,7 @@ async def test_virtual_clock_drives_daily_cap_and_minimum_gap(
         times[s.mailbox_id].append(s.claimed_at)
     assert set(per_box_day.values()) == {7}
     for stamps in times.values():
-        assert all(b - a >= timedelta(seconds=900) for a, b in zip(stamps, stamps[1:]))
+        assert all(b - a >= timedelta(seconds=900) for a, b in itertools.pairwise(stamps))
 
 
 class RefuseLead3(MailboxBehaviour):
@@ -98,8 +103,11 @@ async def test_unknown_recipient_bounces_suppresses_and_stops(
     assert failed[0].reply_code == 550 and failed[0].reply_enhanced == "5.1.1"
     async with world.db.session() as session:
         suppressed = (await session.scalars(select(Suppression.value))).all()
-        bounced = (await session.scalars(
-            select(Enrollment).where(Enrollment.status == EnrollmentStatus.BOUNCED))).all()
+        bounced = (
+            await session.scalars(
+                select(Enrollment).where(Enrollment.status == EnrollmentStatus.BOUNCED)
+            )
+        ).all()
     assert suppressed == ["lead3@prospect.example"]
     assert len(bounced) == 1
     assert len(await sends(world.db)) == 8  # the other four leads got both steps

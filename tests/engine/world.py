@@ -60,8 +60,13 @@ async def build_world(
         ws = Workspace(slug="t", name="T", created_at=now)
         session.add(ws)
         await session.flush()
-        domain = Domain(workspace_id=ws.id, name="sender.example", provider="microsoft365",
-                        tenant=TENANT, created_at=now)
+        domain = Domain(
+            workspace_id=ws.id,
+            name="sender.example",
+            provider="microsoft365",
+            tenant=TENANT,
+            created_at=now,
+        )
         session.add(domain)
         await session.flush()
         ids = []
@@ -69,42 +74,94 @@ async def build_world(
             address = f"rep{i}@sender.example"
             sandbox.add_mailbox(address, TENANT)
             mb = Mailbox(
-                workspace_id=ws.id, domain_id=domain.id, address=address, display_name=f"Rep {i}",
-                provider="microsoft365", tenant=TENANT, smtp_host=sandbox.smtp_host,
-                smtp_port=sandbox.smtp_port, smtp_security="starttls", ca_file=str(sandbox.ca_file),
-                auth_kind="oauth2_client", token_endpoint=sandbox.token_url(TENANT), client_id="app",
-                secret=box.seal({"client_secret": secret}), daily_cap=daily_cap,
-                min_gap_seconds=gap_seconds, ramp_start=now.date() - timedelta(days=60),
-                timezone="UTC", tags=[], created_at=now,
+                workspace_id=ws.id,
+                domain_id=domain.id,
+                address=address,
+                display_name=f"Rep {i}",
+                provider="microsoft365",
+                tenant=TENANT,
+                smtp_host=sandbox.smtp_host,
+                smtp_port=sandbox.smtp_port,
+                smtp_security="starttls",
+                ca_file=str(sandbox.ca_file),
+                auth_kind="oauth2_client",
+                token_endpoint=sandbox.token_url(TENANT),
+                client_id="app",
+                secret=box.seal({"client_secret": secret}),
+                daily_cap=daily_cap,
+                min_gap_seconds=gap_seconds,
+                ramp_start=now.date() - timedelta(days=60),
+                timezone="UTC",
+                tags=[],
+                created_at=now,
             )
             session.add(mb)
             await session.flush()
             ids.append(mb.id)
         campaign = Campaign(
-            workspace_id=ws.id, name="C", status=CampaignStatus.ACTIVE, timezone="UTC",
-            window_days=[1, 2, 3, 4, 5, 6, 7], window_start_minute=0, window_end_minute=24 * 60,
-            use_lead_timezone=False, mailbox_tags=[], settings={}, created_at=now, started_at=now,
+            workspace_id=ws.id,
+            name="C",
+            status=CampaignStatus.ACTIVE,
+            timezone="UTC",
+            window_days=[1, 2, 3, 4, 5, 6, 7],
+            window_start_minute=0,
+            window_end_minute=24 * 60,
+            use_lead_timezone=False,
+            mailbox_tags=[],
+            settings={},
+            created_at=now,
+            started_at=now,
         )
-        campaign.steps.append(Step(position=1, delay_days=0, subject="Hello {{ company }}",
-                                   body_text="Hi {{ first_name | default('there') }}", threaded=True,
-                                   variants={}))
+        campaign.steps.append(
+            Step(
+                position=1,
+                delay_days=0,
+                subject="Hello {{ company }}",
+                body_text="Hi {{ first_name | default('there') }}",
+                threaded=True,
+                variants={},
+            )
+        )
         for position in range(2, steps + 1):
-            campaign.steps.append(Step(position=position, delay_days=1, subject="",
-                                       body_text=f"Follow-up {position}", threaded=True,
-                                       variants={}))
+            campaign.steps.append(
+                Step(
+                    position=position,
+                    delay_days=1,
+                    subject="",
+                    body_text=f"Follow-up {position}",
+                    threaded=True,
+                    variants={},
+                )
+            )
         session.add(campaign)
         await session.flush()
         for i in range(leads):
-            lead = Lead(workspace_id=ws.id, email=f"lead{i}@prospect.example",
-                        email_normalized=f"lead{i}@prospect.example", first_name=f"L{i}",
-                        company=f"Co {i}", fields={}, created_at=now)
+            lead = Lead(
+                workspace_id=ws.id,
+                email=f"lead{i}@prospect.example",
+                email_normalized=f"lead{i}@prospect.example",
+                first_name=f"L{i}",
+                company=f"Co {i}",
+                fields={},
+                created_at=now,
+            )
             session.add(lead)
             await session.flush()
-            session.add(Enrollment(campaign_id=campaign.id, lead_id=lead.id, next_step=1,
-                                   next_due_at=now, references=[], created_at=now, updated_at=now))
+            session.add(
+                Enrollment(
+                    campaign_id=campaign.id,
+                    lead_id=lead.id,
+                    next_step=1,
+                    next_due_at=now,
+                    references=[],
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
         campaign_id, ws_id = campaign.id, ws.id
-    engine = Engine(db, clock, box, public_url="https://mf.example", unsubscribe_key=b"k" * 32,
-                    seed=1)
+    engine = Engine(
+        db, clock, box, public_url="https://mf.example", unsubscribe_key=b"k" * 32, seed=1
+    )
     return World(db, clock, sandbox, box, engine, ws_id, campaign_id, ids)
 
 

@@ -4,7 +4,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailfleet.clock import utc
-from mailfleet.limits import MailboxPolicy, MailboxUsage, RampPolicy, admit, cold_cap_for_day, gap_after
+from mailfleet.limits import (
+    MailboxPolicy,
+    MailboxUsage,
+    RampPolicy,
+    admit,
+    cold_cap_for_day,
+    gap_after,
+)
 from mailfleet.providers import MICROSOFT_365
 
 NOW = utc(2026, 3, 2, 10)
@@ -25,18 +32,31 @@ def test_ramp_climbs_from_five_to_ten_then_steady_band() -> None:
 
 
 def test_operator_cap_only_lowers_the_ramp() -> None:
-    assert cold_cap_for_day(policy(ramp_start=date(2026, 3, 1), daily_cap=30), date(2026, 3, 1)) == 5
+    assert (
+        cold_cap_for_day(policy(ramp_start=date(2026, 3, 1), daily_cap=30), date(2026, 3, 1)) == 5
+    )
     assert cold_cap_for_day(policy(ramp_start=date(2026, 3, 1), daily_cap=3), date(2026, 3, 5)) == 3
     assert cold_cap_for_day(policy(daily_cap=40), date(2026, 3, 5)) == 40
 
 
 def test_daily_cap_refuses_until_local_midnight() -> None:
-    verdict = admit(policy(daily_cap=20), MailboxUsage(cold_today=20), NOW,
-                    local_day=NOW.date(), next_local_midnight=MIDNIGHT)
+    verdict = admit(
+        policy(daily_cap=20),
+        MailboxUsage(cold_today=20),
+        NOW,
+        local_day=NOW.date(),
+        next_local_midnight=MIDNIGHT,
+    )
     assert not verdict.ok and verdict.retry_at == MIDNIGHT and "daily cold cap" in verdict.reason
     # Warmup does not count against the cold cap.
-    assert admit(policy(daily_cap=20), MailboxUsage(cold_today=20), NOW, local_day=NOW.date(),
-                 next_local_midnight=MIDNIGHT, cold=False).ok
+    assert admit(
+        policy(daily_cap=20),
+        MailboxUsage(cold_today=20),
+        NOW,
+        local_day=NOW.date(),
+        next_local_midnight=MIDNIGHT,
+        cold=False,
+    ).ok
 
 
 def test_gap_and_jitter_are_stable_per_send() -> None:
@@ -51,17 +71,22 @@ def test_gap_and_jitter_are_stable_per_send() -> None:
 
 def test_provider_limits_hold() -> None:
     p = policy(min_gap=timedelta(0), max_jitter=timedelta(0))
-    minute = MailboxUsage(messages_last_minute=30, oldest_in_last_minute=NOW - timedelta(seconds=20))
+    minute = MailboxUsage(
+        messages_last_minute=30, oldest_in_last_minute=NOW - timedelta(seconds=20)
+    )
     verdict = admit(p, minute, NOW, local_day=NOW.date(), next_local_midnight=MIDNIGHT, cold=False)
     assert not verdict.ok and verdict.retry_at == NOW + timedelta(seconds=40)
     day = MailboxUsage(recipients_24h=9_990, oldest_in_24h=NOW - timedelta(hours=20))
-    assert admit(p, day, NOW, local_day=NOW.date(), next_local_midnight=MIDNIGHT, cold=False,
-                 recipients=10).ok
-    verdict = admit(p, day, NOW, local_day=NOW.date(), next_local_midnight=MIDNIGHT, cold=False,
-                    recipients=11)
+    assert admit(
+        p, day, NOW, local_day=NOW.date(), next_local_midnight=MIDNIGHT, cold=False, recipients=10
+    ).ok
+    verdict = admit(
+        p, day, NOW, local_day=NOW.date(), next_local_midnight=MIDNIGHT, cold=False, recipients=11
+    )
     assert not verdict.ok and verdict.retry_at == NOW + timedelta(hours=4)
-    assert not admit(p, MailboxUsage(), NOW, local_day=NOW.date(), next_local_midnight=MIDNIGHT,
-                     recipients=501).ok
+    assert not admit(
+        p, MailboxUsage(), NOW, local_day=NOW.date(), next_local_midnight=MIDNIGHT, recipients=501
+    ).ok
 
 
 @given(
@@ -70,11 +95,23 @@ def test_provider_limits_hold() -> None:
     recipients=st.integers(0, 12_000),
     cap=st.integers(1, 50),
 )
-def test_admitted_send_never_exceeds_any_limit(cold: int, minute: int, recipients: int, cap: int) -> None:
-    usage = MailboxUsage(cold_today=cold, messages_last_minute=minute, recipients_24h=recipients,
-                         oldest_in_last_minute=NOW, oldest_in_24h=NOW)
-    verdict = admit(policy(daily_cap=cap, ramp=RampPolicy()), usage, NOW, local_day=NOW.date(),
-                    next_local_midnight=MIDNIGHT)
+def test_admitted_send_never_exceeds_any_limit(
+    cold: int, minute: int, recipients: int, cap: int
+) -> None:
+    usage = MailboxUsage(
+        cold_today=cold,
+        messages_last_minute=minute,
+        recipients_24h=recipients,
+        oldest_in_last_minute=NOW,
+        oldest_in_24h=NOW,
+    )
+    verdict = admit(
+        policy(daily_cap=cap, ramp=RampPolicy()),
+        usage,
+        NOW,
+        local_day=NOW.date(),
+        next_local_midnight=MIDNIGHT,
+    )
     if verdict.ok:
         assert cold + 1 <= cap and minute + 1 <= 30 and recipients + 1 <= 10_000
     else:

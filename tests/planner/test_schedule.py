@@ -1,5 +1,6 @@
 """The planner, alone and driven over simulated days by a virtual clock."""
 
+import itertools
 from collections import defaultdict
 from datetime import datetime, timedelta
 
@@ -24,8 +25,11 @@ NOW = utc(2026, 3, 2, 10)
 
 def box(i: int, cap: int = 20, gap: int = 10, **usage: object) -> MailboxState:
     policy = MailboxPolicy(
-        mailbox_id=i, limits=MICROSOFT_365.limits, daily_cap=cap,
-        min_gap=timedelta(minutes=gap), max_jitter=timedelta(minutes=gap / 2),
+        mailbox_id=i,
+        limits=MICROSOFT_365.limits,
+        daily_cap=cap,
+        min_gap=timedelta(minutes=gap),
+        max_jitter=timedelta(minutes=gap / 2),
     )
     return MailboxState(i, policy, MailboxUsage(**usage))  # type: ignore[arg-type]
 
@@ -50,8 +54,10 @@ def test_follow_up_waits_for_its_thread_mailbox() -> None:
 
 def test_follow_ups_go_before_new_threads() -> None:
     campaign = CampaignState(1, ALL_DAY, 2, mailbox_ids=frozenset({1}))
-    due = [DueEnrollment(1, 1, 1, NOW - timedelta(hours=5), None),
-           DueEnrollment(2, 1, 2, NOW - timedelta(hours=1), 1)]
+    due = [
+        DueEnrollment(1, 1, 1, NOW - timedelta(hours=5), None),
+        DueEnrollment(2, 1, 2, NOW - timedelta(hours=1), 1),
+    ]
     plan = plan_sends(NOW, [campaign], [box(1)], due)
     assert [s.enrollment_id for s in plan.sends] == [2]
 
@@ -74,13 +80,20 @@ def test_inactive_mailbox_is_never_chosen() -> None:
     assert [s.mailbox_id for s in plan.sends] == [2]
 
 
-def simulate(days: int, leads: int, caps: list[int], gap: int, start: datetime) -> dict[int, list[datetime]]:
+def simulate(
+    days: int, leads: int, caps: list[int], gap: int, start: datetime
+) -> dict[int, list[datetime]]:
     """Drive the planner with a virtual clock, recording sends like the store would."""
     clock = VirtualClock(start)
     sent: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
-    campaign = CampaignState(1, SendingWindow(timezone="UTC", days=frozenset(range(1, 8)),
-                                              start_minute=8 * 60, end_minute=18 * 60),
-                             1, mailbox_ids=frozenset(range(len(caps))))
+    campaign = CampaignState(
+        1,
+        SendingWindow(
+            timezone="UTC", days=frozenset(range(1, 8)), start_minute=8 * 60, end_minute=18 * 60
+        ),
+        1,
+        mailbox_ids=frozenset(range(len(caps))),
+    )
     pending = list(range(leads))
     end = start + timedelta(days=days)
     counter = 0
@@ -92,9 +105,16 @@ def simulate(days: int, leads: int, caps: list[int], gap: int, start: datetime) 
             history = sent[i]
             today = [t for t, _ in history if t.date() == day]
             last = history[-1] if history else None
-            states.append(box(i, cap=cap, gap=gap, cold_today=len(today),
-                              last_send_at=last[0] if last else None,
-                              last_send_id=last[1] if last else 0))
+            states.append(
+                box(
+                    i,
+                    cap=cap,
+                    gap=gap,
+                    cold_today=len(today),
+                    last_send_at=last[0] if last else None,
+                    last_send_id=last[1] if last else 0,
+                )
+            )
         due = [DueEnrollment(e, 1, 1, start, None) for e in pending[:50]]
         plan = plan_sends(now, [campaign], states, due)
         for s in plan.sends:
@@ -114,7 +134,7 @@ def test_virtual_days_respect_daily_cap_gap_and_window() -> None:
             per_day[t.date()] += 1
             assert 8 <= t.hour < 18
         assert max(per_day.values()) <= 20
-        assert all(b - a >= timedelta(minutes=10) for a, b in zip(times, times[1:]))
+        assert all(b - a >= timedelta(minutes=10) for a, b in itertools.pairwise(times))
     assert sum(len(v) for v in sends.values()) == 180  # 3 days x 3 mailboxes x 20
 
 
@@ -132,4 +152,4 @@ def test_planner_never_breaks_cap_or_gap(caps: list[int], gap: int, leads: int) 
         for t in times:
             per_day[t.date()] += 1
         assert max(per_day.values(), default=0) <= caps[i]
-        assert all(b - a >= timedelta(minutes=gap) for a, b in zip(times, times[1:]))
+        assert all(b - a >= timedelta(minutes=gap) for a, b in itertools.pairwise(times))

@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -84,7 +84,8 @@ def demo(
         raise _fail(str(exc)) from None
     _setup_logging(settings)
     console.print(
-        f"[bold]mailfleet demo[/]: {days} simulated day(s), data in {settings.home}", highlight=False
+        f"[bold]mailfleet demo[/]: {days} simulated day(s), data in {settings.home}",
+        highlight=False,
     )
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -168,20 +169,33 @@ def status(
         console.print(f"[bold]{workspace['name']}[/] ({workspace['slug']})", highlight=False)
         campaigns = Table(title="Campaigns")
         for column in ("campaign", "status", "enrolled", "active", "completed", "stopped", "sent"):
-            campaigns.add_column(column, justify="left" if column in ("campaign", "status") else "right")
+            campaigns.add_column(
+                column, justify="left" if column in ("campaign", "status") else "right"
+            )
         for c in workspace["campaigns"]:
             campaigns.add_row(
-                c["name"], c["status"], str(c["enrolled"]), str(c["active"]),
-                str(c["completed"]), str(c["stopped"]), str(c["sent"]),
+                c["name"],
+                c["status"],
+                str(c["enrolled"]),
+                str(c["active"]),
+                str(c["completed"]),
+                str(c["stopped"]),
+                str(c["sent"]),
             )
         console.print(campaigns)
         boxes = Table(title="Mailboxes")
         for column in ("mailbox", "status", "sent 24h", "sent total", "failed", "last send"):
-            boxes.add_column(column, justify="left" if column in ("mailbox", "status", "last send") else "right")
+            boxes.add_column(
+                column, justify="left" if column in ("mailbox", "status", "last send") else "right"
+            )
         for m in workspace["mailboxes"]:
             boxes.add_row(
-                m["address"], m["status"], str(m["sent_24h"]), str(m["sent_total"]),
-                str(m["failed"]), m["last_send_at"] or "-",
+                m["address"],
+                m["status"],
+                str(m["sent_24h"]),
+                str(m["sent_total"]),
+                str(m["failed"]),
+                m["last_send_at"] or "-",
             )
         console.print(boxes)
 
@@ -212,7 +226,9 @@ def campaign_validate(
         spec = load_campaign(path, extra_fields=set(field or []))
     except CampaignFileError as exc:
         raise _fail(str(exc)) from None
-    console.print(f"{path}: campaign {spec.name!r} is valid ({len(spec.steps)} steps)", highlight=False)
+    console.print(
+        f"{path}: campaign {spec.name!r} is valid ({len(spec.steps)} steps)", highlight=False
+    )
 
 
 @leads_app.command("check")
@@ -229,13 +245,21 @@ def leads_check(
     except (OSError, UnicodeDecodeError) as exc:
         raise _fail(f"{path}: cannot read: {exc}") from None
     if as_json:
-        print(json.dumps({
-            "file": str(path),
-            "accepted": len(result.leads),
-            "errors": [str(e) for e in result.errors],
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "file": str(path),
+                    "accepted": len(result.leads),
+                    "errors": [str(e) for e in result.errors],
+                },
+                indent=2,
+            )
+        )
     else:
-        console.print(f"{path}: {len(result.leads)} lead(s) accepted, {len(result.errors)} row(s) rejected", highlight=False)
+        console.print(
+            f"{path}: {len(result.leads)} lead(s) accepted, {len(result.errors)} row(s) rejected",
+            highlight=False,
+        )
         for error in result.errors:
             console.print(f"  [red]✗[/] {error}", highlight=False)
     if result.errors:

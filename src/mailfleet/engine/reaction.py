@@ -1,55 +1,94 @@
 """What the engine does about one submission result.
 
-The reply is classified by ``providers.replies`` (the one table of what each
-server reply means); this module turns that classification into the engine's
-moves: retry later, pause the mailbox, drop the recipient, or reject the message.
+``providers.replies`` owns the table of what each server reply means; this
+module only maps its :class:`~mailfleet.providers.Outcome` to the engine's
+moves (see the outcome tree in ``providers/replies.py``):
+
+- ACCEPTED → the send is ``sent``; UNKNOWN → ``unknown``, reconciled, never resent;
+- RETRY → ``deferred`` with exponential backoff and jitter, or the server's hint;
+- SLOW → ``deferred``, and the mailbox is held back for a while;
+- PAUSE_MAILBOX / FIX_CONFIG → ``deferred``, the mailbox is paused with the remedy
+  (until its rolling window frees when the provider says so);
+- PAUSE_TENANT → every mailbox of the tenant pauses until the window frees;
+- DROP_RECIPIENT → ``failed``, hard bounce: the address is suppressed, the
+  enrollment ends; REJECTED → ``failed``, the enrollment ends.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from mailfleet.transport.smtp import Delivery, Stage, SubmitResult
+from mailfleet.providers.faults import classify_exception
+from mailfleet.providers.outcomes import Outcome, OutcomeKind
+from mailfleet.providers.replies import classify_reply
+from mailfleet.transport.smtp import Delivery, SubmitResult
 
-_ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+ROLLING_WINDOW = timedelta(hours=24)
+SLOW_HOLD = timedelta(minutes=15)
 
 
 @dataclass(frozen=True, slots=True)
 class Reaction:
     """The engine's response to a submission result."""
 
-    outcome: str
+    outcome: Outcome
     message: str
-    enhanced: str | None = None
     drop_recipient: bool = False
     suppress: bool = False
     reject_message: bool = False
     pause_mailbox: bool = False
-    pause_for: timedelta | None = None
+    pause_tenant: bool = False
+    pause_for: timedelta | None = None  # None with a pause: until a person resumes it
+    hold_for: timedelta | None = None  # SLOW: keep the mailbox quiet this long
     retry_after: timedelta | None = None
 
+    @property
+    def enhanced(self) -> str | None:
+        """The enhanced status code of the reply, if it had one."""
+        return self.outcome.enhanced
 
-def react(result: SubmitResult, provider: str, *, attempts: int) -> Reaction:
-    """Decide the engine's move for ``result`` from ``provider``."""
-    match = _ENHANCED.search(result.text or "")
-    enhanced = ".".join(match.groups()) if match else None
-    where = f"{result.stage.value}: {result.code or ''} {result.text}".strip()
+
+def classify(result: SubmitResult, provider: str, mailbox: str) -> Outcome:
+    """Classify a submission result with the provider's reply table."""
     if result.delivery is Delivery.ACCEPTED:
-        return Reaction("accepted", "accepted", enhanced)
-    if result.delivery is Delivery.UNKNOWN:
-        return Reaction("unknown", where, enhanced)
-    code = result.code or 0
-    if result.stage in (Stage.AUTH, Stage.TOKEN, Stage.TLS, Stage.STARTTLS):
-        return Reaction("pause-mailbox", where, enhanced, pause_mailbox=True)
-    if result.stage is Stage.RCPT and code >= 500:
-        hard = enhanced in {"5.1.1", "5.1.10", "5.1.2", "5.1.6"} or enhanced is None
-        return Reaction(
-            "drop-recipient", where, enhanced, drop_recipient=True, suppress=hard
+        return classify_reply(
+            result.code or 250, result.text, stage=result.stage, provider=provider, mailbox=mailbox
         )
-    if code >= 500 and result.stage is Stage.DATA:
-        return Reaction("rejected", where, enhanced, reject_message=True)
-    if code >= 500:
-        return Reaction("pause-mailbox", where, enhanced, pause_mailbox=True)
-    return Reaction("retry", where, enhanced)
+    if result.error is not None and result.code is None:
+        return classify_exception(result.error, result.stage, provider=provider, mailbox=mailbox)
+    outcome = classify_reply(
+        result.code, result.text, stage=result.stage, provider=provider, mailbox=mailbox
+    )
+    if result.delivery is Delivery.UNKNOWN and outcome.kind is not OutcomeKind.UNKNOWN:
+        # The transport knows the message was handed over; that beats any reading of the text.
+        from dataclasses import replace
+
+        outcome = replace(outcome, kind=OutcomeKind.UNKNOWN)
+    return outcome
+
+
+def react(result: SubmitResult, provider: str, mailbox: str) -> Reaction:
+    """Decide the engine's move for ``result`` from ``provider``."""
+    outcome = classify(result, provider, mailbox)
+    reply = f"{result.code} {result.text}".strip() if result.code else result.text
+    message = f"{result.stage.value}: {reply}"
+    if outcome.remedy:
+        message += f" — {outcome.remedy}"
+    retry = timedelta(seconds=outcome.retry_after) if outcome.retry_after else None
+    kind = outcome.kind
+    if kind in (OutcomeKind.ACCEPTED, OutcomeKind.UNKNOWN, OutcomeKind.RETRY):
+        return Reaction(outcome, message, retry_after=retry)
+    if kind is OutcomeKind.SLOW:
+        hold = SLOW_HOLD / max(outcome.rate_factor, 0.1)
+        return Reaction(outcome, message, hold_for=retry or hold, retry_after=retry or hold)
+    if kind is OutcomeKind.PAUSE_TENANT:
+        return Reaction(
+            outcome, message, pause_tenant=True, pause_mailbox=True, pause_for=ROLLING_WINDOW
+        )
+    if kind in (OutcomeKind.PAUSE_MAILBOX, OutcomeKind.FIX_CONFIG):
+        until = ROLLING_WINDOW if outcome.until_window_frees else None
+        return Reaction(outcome, message, pause_mailbox=True, pause_for=until)
+    if kind is OutcomeKind.DROP_RECIPIENT:
+        return Reaction(outcome, message, drop_recipient=True, suppress=outcome.hard_bounce)
+    return Reaction(outcome, message, reject_message=True)

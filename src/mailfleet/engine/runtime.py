@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailfleet.clock import Clock
 from mailfleet.engine.compose import Composer
 from mailfleet.engine.credentials import CredentialCache, CredentialError
-from mailfleet.engine.reaction import Reaction, react
+from mailfleet.engine.reaction import Reaction, classify, react
 from mailfleet.limits import MailboxPolicy, MailboxUsage
 from mailfleet.planner import (
     CampaignState,
@@ -41,6 +41,7 @@ from mailfleet.planner import (
     plan_sends,
 )
 from mailfleet.providers import get_preset
+from mailfleet.providers.outcomes import Stage
 from mailfleet.store import (
     Campaign,
     Database,
@@ -56,8 +57,9 @@ from mailfleet.store import (
     Suppression,
 )
 from mailfleet.store import repository as repo
+from mailfleet.transport.oauth import TokenError
 from mailfleet.transport.secrets import SecretBox
-from mailfleet.transport.smtp import Delivery, SmtpPool, Stage, SubmitResult
+from mailfleet.transport.smtp import Delivery, SmtpPool, SubmitResult
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +129,9 @@ class Engine:
         self.db = db
         self.clock = clock
         self.pool = SmtpPool(clock)
-        self.credentials = CredentialCache(box, clock, http)
+        self._own_http = http is None
+        self.http = http or httpx.AsyncClient(timeout=30)
+        self.credentials = CredentialCache(box, clock, self.http)
         self.composer = Composer(public_url, unsubscribe_key)
         self._batch = batch
         self._semaphore = asyncio.Semaphore(concurrency)
@@ -135,8 +139,10 @@ class Engine:
         self._random = random.Random(seed)
 
     async def close(self) -> None:
-        """Close every SMTP session."""
+        """Close every SMTP session and the HTTP client the engine made."""
         await self.pool.close_all()
+        if self._own_http:
+            await self.http.aclose()
 
     async def recover(self) -> int:
         """Mark sends left ``claimed`` by a crash as ``unknown``; never resend them blindly."""
@@ -216,7 +222,8 @@ class Engine:
                             last_send_id=counts.last_send_id,
                         ),
                         timezone=box.timezone,
-                        active=box.status == MailboxStatus.ACTIVE,
+                        active=box.status == MailboxStatus.ACTIVE
+                        and (box.paused_until is None or box.paused_until <= now),
                     )
                 )
             campaign_states = []
@@ -277,6 +284,10 @@ class Engine:
         self, session: AsyncSession, mailboxes: Sequence[Mailbox], now: datetime
     ) -> None:
         for box in mailboxes:
+            expired = box.paused_until is not None and box.paused_until <= now
+            if expired and box.status == MailboxStatus.ACTIVE:
+                box.paused_until = None  # a SLOW hold ran out
+                continue
             if box.status == MailboxStatus.PAUSED and box.paused_until and box.paused_until <= now:
                 box.status = MailboxStatus.ACTIVE
                 box.status_reason = None
@@ -419,9 +430,19 @@ class Engine:
                 endpoint = self.credentials.endpoint(claim.mailbox)
                 creds = self.credentials.credentials(claim.mailbox)
             except CredentialError as exc:
-                return SubmitResult(Delivery.REFUSED, Stage.TOKEN, None, str(exc))
+                return SubmitResult(Delivery.REFUSED, Stage.TOKEN, None, str(exc), error=exc)
             connection = self.pool.connection(claim.mailbox.id, endpoint, creds)
-            return await connection.submit(claim.envelope_from, [claim.recipient], claim.raw)
+            result = await connection.submit(claim.envelope_from, [claim.recipient], claim.raw)
+            outcome = classify(result, claim.mailbox.provider, claim.mailbox.address)
+            if outcome.refresh_token_first and creds.tokens is not None:
+                # 535 5.7.3 often means a token that just died: renew it and try once more.
+                try:
+                    await creds.tokens.access_token(force_refresh=True)
+                except TokenError as exc:
+                    return SubmitResult(Delivery.REFUSED, Stage.TOKEN, None, str(exc), error=exc)
+                await connection.close()
+                result = await connection.submit(claim.envelope_from, [claim.recipient], claim.raw)
+            return result
 
     async def _record(
         self,
@@ -438,13 +459,13 @@ class Engine:
                 mailbox = await session.get(Mailbox, claim.mailbox.id)
                 assert send is not None and enrollment is not None and mailbox is not None
                 campaign = campaigns[claim.planned.campaign_id]
-                reaction = react(result, mailbox.provider, attempts=send.attempts)
+                reaction = react(result, mailbox.provider, mailbox.address)
                 send.finished_at = now
                 send.reply_code = result.code
                 send.reply_text = result.text[:2000]
                 send.reply_enhanced = reaction.enhanced
-                send.outcome = reaction.outcome
-                links = {
+                send.outcome = reaction.outcome.kind.value
+                links: dict[str, int | None] = {
                     "mailbox_id": mailbox.id,
                     "campaign_id": campaign.id,
                     "enrollment_id": enrollment.id,
@@ -456,23 +477,34 @@ class Engine:
                     report.sent += 1
                     self._advance(enrollment, campaign, send, now)
                     repo.add_event(
-                        session, workspace_id=campaign.workspace_id, at=now, kind="send.sent",
-                        message=f"step {send.step_position} to {send.to_address}", **links,
+                        session,
+                        workspace_id=campaign.workspace_id,
+                        at=now,
+                        kind="send.sent",
+                        message=f"step {send.step_position} to {send.to_address}",
+                        **links,
                     )
                 elif result.delivery is Delivery.UNKNOWN:
                     send.status = SendStatus.UNKNOWN
                     send.error = "connection lost after the message was handed over"
                     report.unknown += 1
                     repo.add_event(
-                        session, workspace_id=campaign.workspace_id, at=now, kind="send.unknown",
-                        message=f"{send.error}: {result.text}", **links,
+                        session,
+                        workspace_id=campaign.workspace_id,
+                        at=now,
+                        kind="send.unknown",
+                        message=f"{send.error}: {result.text}",
+                        **links,
                     )
                 else:
-                    self._apply_refusal(session, reaction, send, enrollment, mailbox, campaign, now,
-                                        report, links)
+                    await self._apply_refusal(
+                        session, reaction, send, enrollment, mailbox, campaign, now, report, links
+                    )
         return None
 
-    def _advance(self, enrollment: Enrollment, campaign: Campaign, send: Send, now: datetime) -> None:
+    def _advance(
+        self, enrollment: Enrollment, campaign: Campaign, send: Send, now: datetime
+    ) -> None:
         step_no = send.step_position or enrollment.next_step
         if step_no == 1 or enrollment.thread_message_id is None:
             enrollment.thread_message_id = send.message_id
@@ -493,7 +525,7 @@ class Engine:
             now, following.delay_days, business_days=following.business_days, tz=campaign.timezone
         )
 
-    def _apply_refusal(
+    async def _apply_refusal(
         self,
         session: AsyncSession,
         reaction: Reaction,
@@ -535,17 +567,52 @@ class Engine:
             enrollment.next_due_at = now + delay
             if send.step_position == 1 and reaction.pause_mailbox:
                 enrollment.mailbox_id = None  # a first step may move to another mailbox
-        if reaction.pause_mailbox and mailbox.status == MailboxStatus.ACTIVE:
-            mailbox.status = MailboxStatus.PAUSED
-            mailbox.status_reason = reaction.message
-            mailbox.paused_until = now + reaction.pause_for if reaction.pause_for else None
+        if reaction.hold_for is not None and mailbox.status == MailboxStatus.ACTIVE:
+            # Slowed, not paused: the mailbox stays active and sends again after the hold.
+            mailbox.paused_until = now + reaction.hold_for
             repo.add_event(
-                session, workspace_id=campaign.workspace_id, at=now, kind="mailbox.paused",
-                message=reaction.message, mailbox_id=mailbox.id, send_id=send.id,
+                session,
+                workspace_id=campaign.workspace_id,
+                at=now,
+                kind="mailbox.slowed",
+                message=reaction.message,
+                mailbox_id=mailbox.id,
+                send_id=send.id,
+            )
+        targets = [mailbox]
+        if reaction.pause_tenant and mailbox.tenant:
+            targets = list(
+                (
+                    await session.scalars(
+                        select(Mailbox).where(
+                            Mailbox.workspace_id == mailbox.workspace_id,
+                            Mailbox.tenant == mailbox.tenant,
+                        )
+                    )
+                ).all()
+            )
+        for target in targets if reaction.pause_mailbox else []:
+            if target.status != MailboxStatus.ACTIVE:
+                continue
+            target.status = MailboxStatus.PAUSED
+            target.status_reason = reaction.message
+            target.paused_until = now + reaction.pause_for if reaction.pause_for else None
+            repo.add_event(
+                session,
+                workspace_id=campaign.workspace_id,
+                at=now,
+                kind="mailbox.paused",
+                message=reaction.message,
+                mailbox_id=target.id,
+                send_id=send.id,
             )
         repo.add_event(
-            session, workspace_id=campaign.workspace_id, at=now, kind=f"send.{send.status}",
-            message=reaction.message, **links,
+            session,
+            workspace_id=campaign.workspace_id,
+            at=now,
+            kind=f"send.{send.status}",
+            message=reaction.message,
+            **links,
         )
         report.errors.append(f"{mailbox.address} -> {send.to_address}: {reaction.message}")
 

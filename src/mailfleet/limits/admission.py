@@ -140,9 +140,7 @@ def admit(
     day_retry = max((usage.oldest_in_24h or now) + DAY, now)
     per_day = limits.recipients_per_day
     if per_day is not None and usage.recipients_24h + recipients > per_day:
-        return Admission(
-            False, f"{per_day} recipients in a rolling 24 hours reached", day_retry
-        )
+        return Admission(False, f"{per_day} recipients in a rolling 24 hours reached", day_retry)
     msg_day = limits.messages_per_day
     if msg_day is not None and usage.messages_24h >= msg_day:
         return Admission(False, f"{msg_day} messages in a rolling 24 hours reached", day_retry)

@@ -101,9 +101,7 @@ GENERIC = ProviderPreset(
     ),
 )
 
-PRESETS: dict[str, ProviderPreset] = {
-    p.name: p for p in (MICROSOFT_365, GOOGLE_WORKSPACE, GENERIC)
-}
+PRESETS: dict[str, ProviderPreset] = {p.name: p for p in (MICROSOFT_365, GOOGLE_WORKSPACE, GENERIC)}
 
 
 def get_preset(name: str) -> ProviderPreset:

@@ -69,7 +69,12 @@ def campaign_from_spec(workspace_id: int, spec: CampaignSpec, now: datetime) -> 
 
 
 async def store_leads(
-    session: AsyncSession, workspace_id: int, leads: Sequence[ParsedLead], now: datetime
+    session: AsyncSession,
+    workspace_id: int,
+    leads: Sequence[ParsedLead],
+    now: datetime,
+    *,
+    source: str,
 ) -> LeadImport:
     """Insert new leads and find existing ones (same normalised address in the workspace)."""
     report = LeadImport()
@@ -99,7 +104,7 @@ async def store_leads(
     for lead in leads:
         domain = lead.email_normalized.rpartition("@")[2]
         if ("email", lead.email_normalized) in suppressed or ("domain", domain) in suppressed:
-            report.skipped.append(f"{lead.source_ref}: {lead.email} is suppressed")
+            report.skipped.append(f"{source} row {lead.row}: {lead.email} is suppressed")
             continue
         if lead.email_normalized in existing:
             report.existing += 1
@@ -115,7 +120,7 @@ async def store_leads(
             title=lead.title,
             timezone=lead.timezone,
             fields=dict(lead.fields),
-            source=lead.source_ref,
+            source=f"{source} row {lead.row}",
             created_at=now,
         )
         fresh.append(row)

@@ -66,9 +66,7 @@ async def usage_counts(
                 func.min(Send.claimed_at).filter(Send.claimed_at >= since_day),
                 func.count().filter(Send.claimed_at >= since_minute),
                 func.min(Send.claimed_at).filter(Send.claimed_at >= since_minute),
-                func.count().filter(
-                    and_(Send.claimed_at >= day_start, Send.kind == SendKind.COLD)
-                ),
+                func.count().filter(and_(Send.claimed_at >= day_start, Send.kind == SendKind.COLD)),
             ).where(counted, Send.claimed_at >= min(since_day, day_start))
         )
     ).one()
@@ -116,9 +114,9 @@ async def active_campaigns(session: AsyncSession) -> Sequence[Campaign]:
     return result.all()
 
 
-def due_enrollments_query(campaign_ids: Iterable[int], now: datetime, limit: int) -> Select[
-    tuple[Enrollment, Lead]
-]:
+def due_enrollments_query(
+    campaign_ids: Iterable[int], now: datetime, limit: int
+) -> Select[Enrollment, Lead]:
     """Active enrollments whose next step is due, oldest first, with their leads."""
     return (
         select(Enrollment, Lead)
@@ -134,9 +132,9 @@ def due_enrollments_query(campaign_ids: Iterable[int], now: datetime, limit: int
     )
 
 
-async def next_due_after(session: AsyncSession, campaign_ids: Iterable[int], now: datetime) -> (
-    datetime | None
-):
+async def next_due_after(
+    session: AsyncSession, campaign_ids: Iterable[int], now: datetime
+) -> datetime | None:
     """The earliest future due time among active enrollments."""
     value = await session.scalar(
         select(func.min(Enrollment.next_due_at)).where(

@@ -105,8 +105,9 @@ class ClientCredentialsProvider:
             body = {}
         if response.status_code != 200 or not isinstance(body, dict) or "access_token" not in body:
             description = str(body.get("error_description") or body.get("error") or "")
+            detail = description or response.text[:200]
             raise TokenError(
-                f"token endpoint refused ({response.status_code}): {description or response.text[:200]}",
+                f"token endpoint refused ({response.status_code}): {detail}",
                 reason=description,
                 status=response.status_code,
             )

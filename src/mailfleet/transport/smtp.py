@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,23 +23,8 @@ from datetime import datetime
 import aiosmtplib
 
 from mailfleet.clock import Clock
+from mailfleet.providers.outcomes import Stage
 from mailfleet.transport.oauth import TokenError, TokenProvider
-
-
-class Stage(enum.StrEnum):
-    """Where in the submission flow a reply or failure happened."""
-
-    CONNECT = "connect"
-    BANNER = "banner"
-    EHLO = "ehlo"
-    STARTTLS = "starttls"
-    TLS = "tls"
-    TOKEN = "token"
-    AUTH = "auth"
-    MAIL = "mail"
-    RCPT = "rcpt"
-    DATA = "data"
-    RSET = "rset"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +70,7 @@ class SubmitResult:
     text: str = ""
     refused_recipients: dict[str, tuple[int, str]] = field(default_factory=dict)
     exception: str | None = None  # type name of a transport failure, if any
+    error: BaseException | None = field(default=None, compare=False, repr=False)
 
     @property
     def accepted(self) -> bool:
@@ -91,8 +78,13 @@ class SubmitResult:
         return self.delivery is Delivery.ACCEPTED
 
 
+@functools.lru_cache(maxsize=64)
 def client_tls_context(ca_file: str | None = None) -> ssl.SSLContext:
-    """A verifying client context with TLS 1.2 as the floor, plus a private CA when given."""
+    """A verifying client context with TLS 1.2 as the floor, plus a private CA when given.
+
+    Cached per CA file: loading the system trust store costs tens of milliseconds,
+    and one context serves any number of connections.
+    """
     context = ssl.create_default_context()
     if ca_file:
         context.load_verify_locations(cafile=ca_file)
@@ -123,15 +115,14 @@ def _from_exception(exc: BaseException, stage: Stage) -> SubmitResult:
         code if isinstance(code, int) and code > 0 else None,
         str(text),
         exception=type(exc).__name__,
+        error=exc,
     )
 
 
 class MailboxConnection:
     """One authenticated SMTP session of one mailbox, reused across messages."""
 
-    def __init__(
-        self, endpoint: SmtpEndpoint, credentials: SmtpCredentials, clock: Clock
-    ) -> None:
+    def __init__(self, endpoint: SmtpEndpoint, credentials: SmtpCredentials, clock: Clock) -> None:
         self.endpoint = endpoint
         self.credentials = credentials
         self._clock = clock
@@ -194,9 +185,18 @@ class MailboxConnection:
                 token = await creds.tokens.access_token()
             except TokenError as exc:
                 raise _Failure(
-                    SubmitResult(Delivery.REFUSED, Stage.TOKEN, None, str(exc), exception="TokenError")
+                    SubmitResult(
+                        Delivery.REFUSED,
+                        Stage.TOKEN,
+                        None,
+                        str(exc),
+                        exception="TokenError",
+                        error=exc,
+                    )
                 ) from exc
-            if not smtp.supports_extension("auth") or "xoauth2" not in [m.lower() for m in smtp.server_auth_methods]:
+            if not smtp.supports_extension("auth") or "xoauth2" not in [
+                m.lower() for m in smtp.server_auth_methods
+            ]:
                 raise _Failure(
                     SubmitResult(
                         Delivery.REFUSED,
@@ -337,10 +337,12 @@ class SmtpPool:
         for old in stale:
             await old.close()
         for conn in self._connections.values():
-            if conn.is_open and conn.last_used is not None and not conn.lock.locked():
-                if (now - conn.last_used).total_seconds() > self._idle:
-                    await conn.close()
-                    closed += 1
+            idle = (
+                conn.last_used is not None and (now - conn.last_used).total_seconds() > self._idle
+            )
+            if conn.is_open and idle and not conn.lock.locked():
+                await conn.close()
+                closed += 1
         return closed
 
     async def close_all(self) -> None:
