@@ -51,9 +51,7 @@ async def collect_status(settings: Settings, *, today: date) -> dict[str, Any]:
                                 .where(Enrollment.campaign_id == c.id)
                                 .group_by(Enrollment.status)
                             )
-                        )
-                        .tuples()
-                        .all()
+                        ).all()
                     )
                     sent = await session.scalar(
                         select(func.count()).where(
@@ -90,7 +88,7 @@ async def collect_status(settings: Settings, *, today: date) -> dict[str, Any]:
                     .group_by(Mailbox.id)
                     .order_by(Mailbox.address)
                 )
-                for address, state, total, day, failed, last in rows.tuples():
+                for address, state, total, day, failed, last in rows.all():
                     mailboxes.append(
                         {
                             "address": address,

@@ -89,7 +89,7 @@ async def store_leads(
                 Lead.workspace_id == workspace_id, Lead.email_normalized.in_(chunk)
             )
         )
-        existing.update({email: lead_id for email, lead_id in rows.tuples()})
+        existing.update({email: lead_id for email, lead_id in rows.all()})
     suppressed = {
         (kind, value)
         for kind, value in (
@@ -98,7 +98,7 @@ async def store_leads(
                     Suppression.workspace_id == workspace_id
                 )
             )
-        ).tuples()
+        ).all()
     }
     fresh: list[Lead] = []
     for lead in leads:
