@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailfleet.campaigns import CampaignSpec, WindowSpec
@@ -17,11 +17,14 @@ from mailfleet.leads import ParsedLead
 from mailfleet.store.models import (
     Campaign,
     CampaignStatus,
+    Domain,
     Enrollment,
     EnrollmentStatus,
     Lead,
+    Mailbox,
     Step,
     Suppression,
+    Workspace,
 )
 
 
@@ -162,3 +165,104 @@ async def enroll(
         added += 1
     await session.flush()
     return added
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxSettings:
+    """What ``mailfleet mailbox add`` knows about a new mailbox, already validated."""
+
+    address: str
+    provider: str
+    smtp_host: str
+    smtp_port: int
+    smtp_security: str
+    imap_host: str | None
+    imap_port: int | None
+    imap_security: str | None
+    auth_kind: str
+    secret: bytes
+    token_endpoint: str | None = None
+    client_id: str | None = None
+    tenant: str | None = None
+    ca_file: str | None = None
+    display_name: str = ""
+    timezone: str = "UTC"
+    tags: tuple[str, ...] = ()
+
+
+class MailboxExistsError(ValueError):
+    """The workspace already has a mailbox with this address."""
+
+
+async def add_mailbox(
+    session: AsyncSession, workspace_slug: str, settings: MailboxSettings, now: datetime
+) -> Mailbox:
+    """Register a mailbox (creating its workspace and domain when new); it starts its ramp today."""
+    workspace = await session.scalar(select(Workspace).where(Workspace.slug == workspace_slug))
+    if workspace is None:
+        workspace = Workspace(slug=workspace_slug, name=workspace_slug, created_at=now)
+        session.add(workspace)
+        await session.flush()
+    address = settings.address.strip()
+    existing = await session.scalar(
+        select(Mailbox.id).where(
+            Mailbox.workspace_id == workspace.id, func.lower(Mailbox.address) == address.lower()
+        )
+    )
+    if existing is not None:
+        raise MailboxExistsError(f"{address} is already in workspace {workspace_slug!r}")
+    domain_name = address.rpartition("@")[2].lower()
+    domain = await session.scalar(
+        select(Domain).where(Domain.workspace_id == workspace.id, Domain.name == domain_name)
+    )
+    if domain is None:
+        domain = Domain(
+            workspace_id=workspace.id,
+            name=domain_name,
+            provider=settings.provider,
+            tenant=settings.tenant,
+            created_at=now,
+        )
+        session.add(domain)
+        await session.flush()
+    mailbox = Mailbox(
+        workspace_id=workspace.id,
+        domain_id=domain.id,
+        address=address,
+        display_name=settings.display_name,
+        provider=settings.provider,
+        tenant=settings.tenant,
+        smtp_host=settings.smtp_host,
+        smtp_port=settings.smtp_port,
+        smtp_security=settings.smtp_security,
+        imap_host=settings.imap_host,
+        imap_port=settings.imap_port,
+        imap_security=settings.imap_security,
+        ca_file=settings.ca_file,
+        auth_kind=settings.auth_kind,
+        secret=settings.secret,
+        token_endpoint=settings.token_endpoint,
+        client_id=settings.client_id,
+        ramp_start=now.date(),
+        timezone=settings.timezone,
+        tags=list(settings.tags),
+        created_at=now,
+    )
+    session.add(mailbox)
+    await session.flush()
+    return mailbox
+
+
+async def find_mailbox(session: AsyncSession, address: str, workspace_slug: str | None) -> Mailbox:
+    """The one mailbox with ``address`` (in ``workspace_slug`` when given)."""
+    query = select(Mailbox).where(func.lower(Mailbox.address) == address.strip().lower())
+    if workspace_slug is not None:
+        query = query.join(Workspace, Workspace.id == Mailbox.workspace_id).where(
+            Workspace.slug == workspace_slug
+        )
+    found = (await session.scalars(query)).all()
+    if not found:
+        raise LookupError(f"no mailbox {address!r}; add it with `mailfleet mailbox add`")
+    if len(found) > 1:
+        raise LookupError(f"{address!r} is in several workspaces; name one with --workspace")
+    return found[0]
