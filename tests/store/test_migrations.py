@@ -7,7 +7,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select, text
 
 from mailfleet.clock import utc
-from mailfleet.store import Base, Database, Workspace
+from mailfleet.store import Base, Database, Mailbox, Workspace
+from mailfleet.store.db import upgrade
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ async def test_upgrade_creates_every_table_on_an_empty_database(db: Database) ->
         version = (await conn.execute(text("select version_num from alembic_version"))).scalar()
         mode = (await conn.execute(text("pragma journal_mode"))).scalar()
     assert set(Base.metadata.tables) <= tables
-    assert version == "0001"
+    assert version == "0002"
     assert mode == "wal"
 
 
@@ -53,3 +54,34 @@ async def test_naive_datetimes_are_refused(db: Database) -> None:
     with pytest.raises(Exception, match="naive datetime"):
         async with db.session() as session:
             session.add(Workspace(slug="w", name="W", created_at=datetime(2026, 3, 2)))
+
+
+async def test_0002_keeps_existing_mailboxes_at_full_speed(db: Database) -> None:
+    await upgrade(db.url, "0001")
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "insert into workspace (id, slug, name, created_at) "
+                "values (1, 'w', 'W', '2026-03-02 09:00:00')"
+            )
+        )
+        await conn.execute(
+            text(
+                "insert into domain (id, workspace_id, name, provider, created_at) "
+                "values (1, 1, 'd.test', 'microsoft365', '2026-03-02 09:00:00')"
+            )
+        )
+        await conn.execute(
+            text(
+                "insert into mailbox (id, workspace_id, domain_id, address, display_name, "
+                "provider, smtp_host, smtp_port, smtp_security, auth_kind, timezone, "
+                "warmup_enabled, tags, status, created_at) values (1, 1, 1, 'a@d.test', '', "
+                "'microsoft365', 'h', 587, 'starttls', 'password', 'UTC', 1, '[]', 'active', "
+                "'2026-03-02 09:00:00')"
+            )
+        )
+    await db.migrate()
+    async with db.session() as session:
+        mailbox = await session.get(Mailbox, 1)
+    assert mailbox is not None
+    assert (mailbox.failure_streak, mailbox.rate_factor, mailbox.slowed_until) == (0, None, None)

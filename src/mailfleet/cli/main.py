@@ -16,6 +16,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from mailfleet.campaigns import CampaignFileError, load_campaign
+from mailfleet.cli.doctor import doctor
+from mailfleet.cli.mailbox import mailbox_app
 from mailfleet.config import DataFolderError, Settings
 from mailfleet.engine.runtime import TickReport
 from mailfleet.leads import LeadFileError, parse_leads
@@ -30,6 +32,8 @@ campaign_app = typer.Typer(help="Campaign files.", no_args_is_help=True)
 leads_app = typer.Typer(help="Lead files.", no_args_is_help=True)
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(leads_app, name="leads")
+app.add_typer(mailbox_app, name="mailbox")
+app.command("doctor")(doctor)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -264,11 +268,6 @@ def leads_check(
             console.print(f"  [red]✗[/] {error}", highlight=False)
     if result.errors:
         raise typer.Exit(1)
-
-
-def run() -> None:
-    """Entry point that never shows a traceback for a known failure."""
-    app()
 
 
 if __name__ == "__main__":  # pragma: no cover - python -m mailfleet.cli.main

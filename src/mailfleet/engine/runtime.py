@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -28,7 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailfleet.clock import Clock
 from mailfleet.engine.compose import Composer
 from mailfleet.engine.credentials import CredentialCache, CredentialError
-from mailfleet.engine.reaction import Reaction, classify, react
+from mailfleet.engine.reaction import classify, react
+from mailfleet.engine.refusal import apply_refusal, resume_expired
 from mailfleet.limits import MailboxPolicy, MailboxUsage
 from mailfleet.planner import (
     CampaignState,
@@ -89,8 +90,12 @@ class _Claim:
     raw: bytes
 
 
-def mailbox_policy(mailbox: Mailbox) -> MailboxPolicy:
-    """The admission policy of a stored mailbox: provider limits plus its own knobs."""
+def mailbox_policy(mailbox: Mailbox, now: datetime | None = None) -> MailboxPolicy:
+    """The admission policy of a stored mailbox: provider limits plus its own knobs.
+
+    While the mailbox is slowed (``rate_factor`` until ``slowed_until``, compared with
+    ``now``), its per-minute limit is multiplied by the factor and its gap divided by it.
+    """
     preset = get_preset(mailbox.provider)
     limits = preset.limits
     if mailbox.max_per_minute is not None and limits.messages_per_minute is not None:
@@ -106,6 +111,18 @@ def mailbox_policy(mailbox: Mailbox) -> MailboxPolicy:
     if mailbox.min_gap_seconds is not None:
         gap = timedelta(seconds=mailbox.min_gap_seconds)
         policy = replace(policy, min_gap=gap, max_jitter=gap * 0.5)
+    factor = mailbox.rate_factor
+    slowed = mailbox.slowed_until is not None and (now is None or mailbox.slowed_until > now)
+    if factor is not None and 0 < factor < 1 and slowed:
+        per_minute = limits.messages_per_minute
+        if per_minute is not None:
+            limits = replace(limits, messages_per_minute=max(1, int(per_minute * factor)))
+        policy = replace(
+            policy,
+            limits=limits,
+            min_gap=policy.min_gap / factor,
+            max_jitter=policy.max_jitter / factor,
+        )
     return policy
 
 
@@ -202,7 +219,7 @@ class Engine:
                     select(Mailbox).where(Mailbox.workspace_id.in_(workspace_ids))
                 )
             ).all()
-            await self._resume_expired_pauses(session, mailboxes, now)
+            resume_expired(session, mailboxes, now)
             states: list[MailboxState] = []
             for box in mailboxes:
                 day_start = local_day(now, box.timezone)[1] - timedelta(days=1)
@@ -210,7 +227,7 @@ class Engine:
                 states.append(
                     MailboxState(
                         mailbox_id=box.id,
-                        policy=mailbox_policy(box),
+                        policy=mailbox_policy(box, now),
                         usage=MailboxUsage(
                             cold_today=counts.cold_today,
                             messages_last_minute=counts.messages_last_minute,
@@ -268,6 +285,11 @@ class Engine:
                 for e, lead in rows
             ]
             future = await repo.next_due_after(session, campaign_ids, now)
+            # A held, slowed or paused mailbox changes the plan when that ends: wake then.
+            for box in mailboxes:
+                for until in (box.paused_until, box.slowed_until):
+                    if until is not None and until > now and (future is None or until < future):
+                        future = until
         plan = plan_sends(now, campaign_states, states, due)
         report.planned = len(plan.sends)
         report.wake_at = min((t for t in (plan.wake_at, future) if t is not None), default=None)
@@ -279,27 +301,6 @@ class Engine:
         results = await asyncio.gather(*(self._deliver(c) for c in claims))
         await self._record(list(zip(claims, results, strict=True)), by_id, report)
         return report
-
-    async def _resume_expired_pauses(
-        self, session: AsyncSession, mailboxes: Sequence[Mailbox], now: datetime
-    ) -> None:
-        for box in mailboxes:
-            expired = box.paused_until is not None and box.paused_until <= now
-            if expired and box.status == MailboxStatus.ACTIVE:
-                box.paused_until = None  # a SLOW hold ran out
-                continue
-            if box.status == MailboxStatus.PAUSED and box.paused_until and box.paused_until <= now:
-                box.status = MailboxStatus.ACTIVE
-                box.status_reason = None
-                box.paused_until = None
-                repo.add_event(
-                    session,
-                    workspace_id=box.workspace_id,
-                    at=now,
-                    kind="mailbox.resumed",
-                    message="pause expired",
-                    mailbox_id=box.id,
-                )
 
     async def _claim(
         self,
@@ -475,6 +476,7 @@ class Engine:
                 if result.delivery is Delivery.ACCEPTED:
                     send.status = SendStatus.SENT
                     report.sent += 1
+                    mailbox.failure_streak = 0
                     self._advance(enrollment, campaign, send, now)
                     repo.add_event(
                         session,
@@ -497,8 +499,15 @@ class Engine:
                         **links,
                     )
                 else:
-                    await self._apply_refusal(
-                        session, reaction, send, enrollment, mailbox, campaign, now, report, links
+                    await apply_refusal(
+                        session, reaction, send, enrollment, mailbox, campaign, now, self._random
+                    )
+                    if reaction.deferred:
+                        report.deferred += 1
+                    else:
+                        report.failed += 1
+                    report.errors.append(
+                        f"{mailbox.address} -> {send.to_address}: {reaction.message}"
                     )
         return None
 
@@ -524,99 +533,3 @@ class Engine:
         enrollment.next_due_at = add_delay(
             now, following.delay_days, business_days=following.business_days, tz=campaign.timezone
         )
-
-    async def _apply_refusal(
-        self,
-        session: AsyncSession,
-        reaction: Reaction,
-        send: Send,
-        enrollment: Enrollment,
-        mailbox: Mailbox,
-        campaign: Campaign,
-        now: datetime,
-        report: TickReport,
-        links: dict[str, int | None],
-    ) -> None:
-        send.error = reaction.message
-        if reaction.drop_recipient:
-            send.status = SendStatus.FAILED
-            report.failed += 1
-            enrollment.status = EnrollmentStatus.BOUNCED
-            enrollment.stop_reason = reaction.message
-            enrollment.next_due_at = None
-            if reaction.suppress:
-                session.add(
-                    Suppression(
-                        workspace_id=campaign.workspace_id,
-                        kind="email",
-                        value=send.to_address.lower(),
-                        reason="hard_bounce",
-                        created_at=now,
-                    )
-                )
-        elif reaction.reject_message:
-            send.status = SendStatus.FAILED
-            report.failed += 1
-            enrollment.status = EnrollmentStatus.STOPPED
-            enrollment.stop_reason = reaction.message
-            enrollment.next_due_at = None
-        else:
-            send.status = SendStatus.DEFERRED
-            report.deferred += 1
-            delay = reaction.retry_after or self._backoff(send.attempts)
-            enrollment.next_due_at = now + delay
-            if send.step_position == 1 and reaction.pause_mailbox:
-                enrollment.mailbox_id = None  # a first step may move to another mailbox
-        if reaction.hold_for is not None and mailbox.status == MailboxStatus.ACTIVE:
-            # Slowed, not paused: the mailbox stays active and sends again after the hold.
-            mailbox.paused_until = now + reaction.hold_for
-            repo.add_event(
-                session,
-                workspace_id=campaign.workspace_id,
-                at=now,
-                kind="mailbox.slowed",
-                message=reaction.message,
-                mailbox_id=mailbox.id,
-                send_id=send.id,
-            )
-        targets = [mailbox]
-        if reaction.pause_tenant and mailbox.tenant:
-            targets = list(
-                (
-                    await session.scalars(
-                        select(Mailbox).where(
-                            Mailbox.workspace_id == mailbox.workspace_id,
-                            Mailbox.tenant == mailbox.tenant,
-                        )
-                    )
-                ).all()
-            )
-        for target in targets if reaction.pause_mailbox else []:
-            if target.status != MailboxStatus.ACTIVE:
-                continue
-            target.status = MailboxStatus.PAUSED
-            target.status_reason = reaction.message
-            target.paused_until = now + reaction.pause_for if reaction.pause_for else None
-            repo.add_event(
-                session,
-                workspace_id=campaign.workspace_id,
-                at=now,
-                kind="mailbox.paused",
-                message=reaction.message,
-                mailbox_id=target.id,
-                send_id=send.id,
-            )
-        repo.add_event(
-            session,
-            workspace_id=campaign.workspace_id,
-            at=now,
-            kind=f"send.{send.status}",
-            message=reaction.message,
-            **links,
-        )
-        report.errors.append(f"{mailbox.address} -> {send.to_address}: {reaction.message}")
-
-    def _backoff(self, attempts: int) -> timedelta:
-        """Exponential backoff with full jitter: 1, 2, 4 ... minutes, at most 4 hours."""
-        ceiling = min(240.0, 2.0 ** max(0, attempts - 1)) * 60
-        return timedelta(seconds=ceiling / 2 + self._random.uniform(0, ceiling / 2))

@@ -1,4 +1,4 @@
-"""An emulated provider world on loopback: Microsoft 365 submission, tokens, mail, prospects.
+"""An emulated provider world on loopback: Microsoft 365 submission, IMAP, tokens, prospects.
 
 ``await start_sandbox(clock, workdir)`` starts everything on free ports of 127.0.0.1
 and returns a :class:`Sandbox`; ``await sandbox.stop()`` (or ``async with``) ends it.
@@ -6,6 +6,14 @@ and returns a :class:`Sandbox`; ``await sandbox.stop()`` (or ``async with``) end
 
 from mailfleet.sandbox.behaviour import MailboxBehaviour, Submission
 from mailfleet.sandbox.directory import Directory, SandboxMailbox, normalize_address
+from mailfleet.sandbox.faults import FAULTS, FaultSpec, Refusal, closed_port, fault
+from mailfleet.sandbox.imap import ImapServer
+from mailfleet.sandbox.limits import (
+    MICROSOFT_365_LIMITS,
+    NO_LIMITS,
+    LimitMeter,
+    SubmissionLimits,
+)
 from mailfleet.sandbox.mailstore import (
     INBOX,
     JUNK,
@@ -31,12 +39,18 @@ from mailfleet.sandbox.tokens import (
 from mailfleet.sandbox.world import Sandbox, start_sandbox
 
 __all__ = [
+    "FAULTS",
     "INBOX",
     "JUNK",
+    "MICROSOFT_365_LIMITS",
+    "NO_LIMITS",
     "SENT_ITEMS",
     "AccessToken",
     "Directory",
+    "FaultSpec",
+    "ImapServer",
     "Introspection",
+    "LimitMeter",
     "MailFolder",
     "MailStore",
     "MailboxBehaviour",
@@ -44,11 +58,13 @@ __all__ = [
     "Principal",
     "ProspectDelivery",
     "ProspectSimulator",
+    "Refusal",
     "Reply",
     "Sandbox",
     "SandboxMailbox",
     "StoredMessage",
     "Submission",
+    "SubmissionLimits",
     "SubmissionServer",
     "TlsMaterial",
     "TokenCheck",
@@ -58,7 +74,9 @@ __all__ = [
     "TokenStatus",
     "build_token_app",
     "client_context",
+    "closed_port",
     "create_tls_material",
+    "fault",
     "normalize_address",
     "start_sandbox",
 ]

@@ -46,3 +46,47 @@ class MailboxBehaviour:
 
     def on_disconnect(self, address: str, now: datetime) -> None:
         """Called when a session authenticated as ``address`` ends (for connection counts)."""
+
+
+class LayeredBehaviour(MailboxBehaviour):
+    """Several behaviours asked in turn: the first reply wins, every layer hears disconnects.
+
+    A later layer is only asked when the earlier ones carried on, so a layer that counts
+    what it admits (the mailbox's :class:`~mailfleet.sandbox.limits.LimitMeter`, asked
+    last) counts only what the server really accepted.
+    """
+
+    def __init__(self, *layers: MailboxBehaviour) -> None:
+        self.layers = layers
+
+    async def on_auth(self, address: str, mechanism: str, now: datetime) -> Reply | None:
+        for layer in self.layers:
+            reply = await layer.on_auth(address, mechanism, now)
+            if reply is not None:
+                return reply
+        return None
+
+    async def on_mail_from(self, address: str, now: datetime) -> Reply | None:
+        for layer in self.layers:
+            reply = await layer.on_mail_from(address, now)
+            if reply is not None:
+                return reply
+        return None
+
+    async def on_rcpt_to(self, address: str, recipient: str, now: datetime) -> Reply | None:
+        for layer in self.layers:
+            reply = await layer.on_rcpt_to(address, recipient, now)
+            if reply is not None:
+                return reply
+        return None
+
+    async def on_data(self, address: str, submission: Submission, now: datetime) -> Reply | None:
+        for layer in self.layers:
+            reply = await layer.on_data(address, submission, now)
+            if reply is not None:
+                return reply
+        return None
+
+    def on_disconnect(self, address: str, now: datetime) -> None:
+        for layer in self.layers:
+            layer.on_disconnect(address, now)

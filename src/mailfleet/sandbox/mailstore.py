@@ -8,7 +8,7 @@ sender's Sent Items, as Microsoft 365 does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,6 +19,9 @@ INBOX = "INBOX"
 JUNK = "Junk"
 SENT_ITEMS = "Sent Items"
 DEFAULT_FOLDERS = (INBOX, JUNK, SENT_ITEMS)
+
+Listener = Callable[[str, str], None]
+"""Called with ``(address, folder)`` after that folder's messages or flags changed."""
 
 
 @dataclass(slots=True)
@@ -51,6 +54,7 @@ class MailStore:
         self._folders: dict[str, dict[str, MailFolder]] = {}
         # A store-wide counter keeps every folder's UIDVALIDITY distinct without a clock.
         self._next_uid_validity = 1
+        self._listeners: list[Listener] = []
 
     def ensure_mailbox(self, address: str) -> None:
         """Create the default folders (INBOX, Junk, Sent Items) of ``address`` if missing."""
@@ -104,6 +108,7 @@ class MailStore:
         )
         box.uid_next += 1
         box.messages.append(message)
+        self._changed(address, folder)
         return message
 
     def messages(self, address: str, folder: str = INBOX) -> list[StoredMessage]:
@@ -124,3 +129,46 @@ class MailStore:
         """How many messages ``folder`` of ``address`` holds."""
         box = self.folder(address, folder)
         return len(box.messages) if box is not None else 0
+
+    # -- changes, for front ends that serve the store live (IMAP IDLE) -------------------
+
+    def add_listener(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(address, folder)`` after every change; returns the unsubscriber."""
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return remove
+
+    def _changed(self, address: str, folder: str) -> None:
+        key = normalize_address(address)
+        for listener in list(self._listeners):
+            listener(key, folder)
+
+    def remove(self, address: str, folder: str, uids: Iterable[int]) -> list[StoredMessage]:
+        """Take the messages with ``uids`` out of ``folder`` (as IMAP EXPUNGE); return them."""
+        box = self.folder(address, folder)
+        wanted = set(uids)
+        if box is None or not wanted:
+            return []
+        removed = [m for m in box.messages if m.uid in wanted]
+        if removed:
+            box.messages = [m for m in box.messages if m.uid not in wanted]
+            self._changed(address, folder)
+        return removed
+
+    def set_flags(
+        self, address: str, folder: str, uid: int, flags: Iterable[str]
+    ) -> StoredMessage | None:
+        """Replace the flags of message ``uid`` in ``folder``; None when it is not there."""
+        box = self.folder(address, folder)
+        message = next((m for m in box.messages if m.uid == uid), None) if box else None
+        if message is None:
+            return None
+        new_flags = set(flags)
+        if new_flags != message.flags:
+            message.flags = new_flags
+            self._changed(address, folder)
+        return message

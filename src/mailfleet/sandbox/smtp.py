@@ -232,10 +232,11 @@ class _SandboxSMTP(SMTP):
             server.handler,
             hostname=server.hostname,
             ident=BANNER_TEXT,
-            tls_context=server.tls_context,
-            require_starttls=True,
+            # Benchmark/test-only plaintext listener: no STARTTLS, AUTH in the clear.
+            tls_context=None if server.plaintext else server.tls_context,
+            require_starttls=not server.plaintext,
             auth_required=True,
-            auth_require_tls=True,
+            auth_require_tls=not server.plaintext,
             auth_exclude_mechanism=["PLAIN"],
             authenticator=self._check_password,
             data_size_limit=MAX_MESSAGE_SIZE,
@@ -319,7 +320,7 @@ class _SandboxSMTP(SMTP):
         mailbox = self._owner.directory.mailbox(address)
         if mailbox is None:
             return AuthResult(success=False, handled=False, message=str(AUTH_UNSUCCESSFUL))
-        reply = await mailbox.behaviour.on_auth(address, mechanism, self._owner.clock.now())
+        reply = await mailbox.hooks().on_auth(address, mechanism, self._owner.clock.now())
         if reply is not None:
             return AuthResult(success=False, handled=False, message=str(reply))
         principal = Principal(address=mailbox.address, tenant=mailbox.tenant, mechanism=mechanism)
@@ -370,8 +371,11 @@ class SubmissionServer:
         tls_context: ssl.SSLContext,
         deliver: Deliver,
         hostname: str = "smtp.sandbox.test",
+        plaintext: bool = False,
     ) -> None:
         self.clock = clock
+        self.plaintext = plaintext
+        """Benchmark/test only: no STARTTLS and AUTH over plaintext (always on loopback)."""
         self.directory = directory
         self.tokens = tokens
         self.tls_context = tls_context
@@ -387,9 +391,9 @@ class SubmissionServer:
         self._default_behaviour = MailboxBehaviour()
 
     def behaviour(self, address: str) -> MailboxBehaviour:
-        """The behaviour of mailbox ``address`` (a healthy one if it is unknown)."""
+        """What mailbox ``address`` does at each step: its behaviour, then its limits."""
         mailbox = self.directory.mailbox(address)
-        return mailbox.behaviour if mailbox is not None else self._default_behaviour
+        return mailbox.hooks() if mailbox is not None else self._default_behaviour
 
     async def start(self) -> None:
         """Listen on a free loopback port of the running loop."""

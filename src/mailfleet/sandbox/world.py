@@ -1,4 +1,4 @@
-"""The whole sandbox in one call: token service, SMTP submission, mail store and prospects."""
+"""The whole sandbox in one call: token service, SMTP submission, IMAP, mail store, prospects."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from types import TracebackType
 from mailfleet.clock import Clock
 from mailfleet.sandbox.behaviour import MailboxBehaviour, Submission
 from mailfleet.sandbox.directory import Directory, SandboxMailbox
+from mailfleet.sandbox.imap import ImapServer
+from mailfleet.sandbox.limits import MICROSOFT_365_LIMITS, NO_LIMITS, SubmissionLimits
 from mailfleet.sandbox.mailstore import INBOX, SENT_ITEMS, MailStore
 from mailfleet.sandbox.prospects import ProspectSimulator
 from mailfleet.sandbox.smtp import SubmissionServer
@@ -21,11 +23,18 @@ from mailfleet.sandbox.tokens import OAuthApp, TokenService
 class Sandbox:
     """A running emulated provider on 127.0.0.1; build it with :func:`start_sandbox`."""
 
-    def __init__(self, clock: Clock, tls: TlsMaterial, hostname: str) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        tls: TlsMaterial,
+        hostname: str,
+        *,
+        limits: SubmissionLimits = MICROSOFT_365_LIMITS,
+    ) -> None:
         self.clock = clock
         self.tls = tls
         self.hostname = hostname
-        self.directory = Directory()
+        self.directory = Directory(limits, hostname)
         self.tokens = TokenService(clock, self.directory)
         self.store = MailStore()
         self.prospects = ProspectSimulator()
@@ -38,6 +47,13 @@ class Sandbox:
             hostname=hostname,
         )
         self.token_server = TokenServer(self.tokens, clock)
+        self.imap = ImapServer(
+            clock=clock,
+            directory=self.directory,
+            tokens=self.tokens,
+            store=self.store,
+            tls_context=tls.server_context,
+        )
 
     # -- addresses ----------------------------------------------------------------------
 
@@ -50,6 +66,16 @@ class Sandbox:
     def smtp_port(self) -> int:
         """The submission server's port (STARTTLS, like 587)."""
         return self.smtp.port
+
+    @property
+    def imap_host(self) -> str:
+        """The IMAP server's address (always loopback)."""
+        return self.imap.host
+
+    @property
+    def imap_port(self) -> int:
+        """The IMAP server's port (implicit TLS, like 993)."""
+        return self.imap.port
 
     @property
     def token_base_url(self) -> str:
@@ -86,9 +112,13 @@ class Sandbox:
         tenant: str,
         password: str | None = None,
         behaviour: MailboxBehaviour | None = None,
+        limits: SubmissionLimits | None = None,
     ) -> SandboxMailbox:
-        """Create a mailbox with its folders; a ``password`` allows AUTH LOGIN."""
-        mailbox = self.directory.add_mailbox(address, tenant, password, behaviour)
+        """Create a mailbox with its folders; a ``password`` allows AUTH LOGIN.
+
+        ``limits`` default to the sandbox's: Microsoft 365's real ones unless lifted.
+        """
+        mailbox = self.directory.add_mailbox(address, tenant, password, behaviour, limits)
         self.store.ensure_mailbox(mailbox.address)
         return mailbox
 
@@ -98,6 +128,19 @@ class Sandbox:
         if mailbox is None:
             raise KeyError(f"unknown mailbox {address!r}")
         mailbox.behaviour = behaviour
+
+    def set_limits(self, address: str, limits: SubmissionLimits) -> None:
+        """Change one mailbox's submission limits; what it already sent stays counted."""
+        mailbox = self.directory.mailbox(address)
+        if mailbox is None:
+            raise KeyError(f"unknown mailbox {address!r}")
+        mailbox.meter.limits = limits
+
+    def lift_limits(self, limits: SubmissionLimits = NO_LIMITS) -> None:
+        """Give every mailbox, and those added later, ``limits`` (default: none at all)."""
+        self.directory.limits = limits
+        for mailbox in self.directory.mailboxes():
+            mailbox.meter.limits = limits
 
     def register_app(
         self, tenant: str, client_id: str, client_secret: str, mailboxes: set[str] | None = None
@@ -140,20 +183,24 @@ class Sandbox:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the token service, then SMTP; on a failure nothing is left running."""
+        """Start the token service, then SMTP and IMAP; on a failure nothing is left running."""
         try:
             await self.token_server.start()
             await self.smtp.start()
+            await self.imap.start()
         except BaseException:
             await self.stop()
             raise
 
     async def stop(self) -> None:
-        """Close SMTP sessions and the listener, then stop the token service (idempotent)."""
+        """Close SMTP and IMAP sessions and listeners, then the token service (idempotent)."""
         try:
             await self.smtp.stop()
         finally:
-            await self.token_server.stop()
+            try:
+                await self.imap.stop()
+            finally:
+                await self.token_server.stop()
 
     async def __aenter__(self) -> Sandbox:
         return self
@@ -168,10 +215,18 @@ class Sandbox:
 
 
 async def start_sandbox(
-    clock: Clock, workdir: Path, *, hostname: str = "smtp.sandbox.test"
+    clock: Clock,
+    workdir: Path,
+    *,
+    hostname: str = "smtp.sandbox.test",
+    limits: SubmissionLimits = MICROSOFT_365_LIMITS,
 ) -> Sandbox:
-    """Start a whole sandbox on free loopback ports; TLS files go under ``workdir/tls``."""
+    """Start a whole sandbox on free loopback ports; TLS files go under ``workdir/tls``.
+
+    Every mailbox gets Microsoft 365's submission ``limits`` unless told otherwise;
+    pass :data:`~mailfleet.sandbox.limits.NO_LIMITS` to lift them (benchmarks).
+    """
     tls = create_tls_material(workdir / "tls", ("localhost", "127.0.0.1", hostname))
-    sandbox = Sandbox(clock, tls, hostname)
+    sandbox = Sandbox(clock, tls, hostname, limits=limits)
     await sandbox.start()
     return sandbox

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -197,6 +198,12 @@ class Mailbox(Base):
     status: Mapped[str] = mapped_column(String(16), default=MailboxStatus.ACTIVE)
     status_reason: Mapped[str | None] = mapped_column(Text)
     paused_until: Mapped[datetime | None]
+    # The provider said "too fast": the mailbox's rate is multiplied by rate_factor (< 1)
+    # until slowed_until; both None when it sends at full speed.
+    rate_factor: Mapped[float | None] = mapped_column(Float)
+    slowed_until: Mapped[datetime | None]
+    # Transient failures in a row; the mailbox's exponential backoff grows with it.
+    failure_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime]
 
     domain: Mapped[Domain] = relationship(back_populates="mailboxes")
