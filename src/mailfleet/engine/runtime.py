@@ -42,7 +42,7 @@ from mailfleet.planner import (
     plan_sends,
 )
 from mailfleet.providers import get_preset
-from mailfleet.providers.outcomes import Stage
+from mailfleet.providers.outcomes import OutcomeKind, Stage
 from mailfleet.store import (
     Campaign,
     Database,
@@ -486,9 +486,16 @@ class Engine:
                         message=f"step {send.step_position} to {send.to_address}",
                         **links,
                     )
-                elif result.delivery is Delivery.UNKNOWN:
+                elif (
+                    result.delivery is Delivery.UNKNOWN
+                    or reaction.outcome.kind is OutcomeKind.UNKNOWN
+                ):
+                    # Handed over, or an unreadable answer to DATA: it may have been
+                    # accepted, so it is reconciled and never resent blindly.
                     send.status = SendStatus.UNKNOWN
-                    send.error = "connection lost after the message was handed over"
+                    send.error = (
+                        "the server may have accepted it (connection lost or reply unreadable)"
+                    )
                     report.unknown += 1
                     repo.add_event(
                         session,
