@@ -113,7 +113,7 @@ async def test_unknown_recipient_bounces_suppresses_and_stops(
     assert len(await sends(world.db)) == 8  # the other four leads got both steps
 
 
-async def test_wrong_secret_pauses_mailbox_and_first_steps_move(
+async def test_wrong_secret_disconnects_mailbox_and_first_steps_move(
     tmp_path: Path, clock: VirtualClock, sandbox: Sandbox
 ) -> None:
     world = await build_world(tmp_path, clock, sandbox, mailboxes=2, leads=4, steps=1)
@@ -128,8 +128,9 @@ async def test_wrong_secret_pauses_mailbox_and_first_steps_move(
     async with world.db.session() as session:
         broken = await session.get(Mailbox, world.mailbox_ids[0])
         assert broken is not None
-        assert broken.status == "paused"
-        assert "AADSTS" in (broken.status_reason or "")
+        # The identity provider refused the app's secret: disconnected, with the code and the fix.
+        assert broken.status == "disconnected"
+        assert "AADSTS7000215" in (broken.status_reason or "")
     sent = await sends(world.db)
     assert len(sent) == 4 and {s.mailbox_id for s in sent} == {world.mailbox_ids[1]}
 

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from mailfleet.campaigns import CampaignFileError, load_campaign
 from mailfleet.cli.doctor import doctor
+from mailfleet.cli.keys import keys_app
 from mailfleet.cli.mailbox import mailbox_app
 from mailfleet.config import DataFolderError, Settings
 from mailfleet.engine.runtime import TickReport
@@ -33,6 +34,7 @@ leads_app = typer.Typer(help="Lead files.", no_args_is_help=True)
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(leads_app, name="leads")
 app.add_typer(mailbox_app, name="mailbox")
+app.add_typer(keys_app, name="keys")
 app.command("doctor")(doctor)
 
 console = Console()

@@ -27,7 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailfleet.clock import Clock
 from mailfleet.engine.compose import Composer
-from mailfleet.engine.credentials import CredentialCache, CredentialError
+from mailfleet.engine.credentials import (
+    CredentialCache,
+    CredentialError,
+    DatabaseCredentialStore,
+)
 from mailfleet.engine.reaction import classify, react
 from mailfleet.engine.refusal import apply_refusal, resume_expired
 from mailfleet.limits import MailboxPolicy, MailboxUsage
@@ -148,7 +152,9 @@ class Engine:
         self.pool = SmtpPool(clock)
         self._own_http = http is None
         self.http = http or httpx.AsyncClient(timeout=30)
-        self.credentials = CredentialCache(box, clock, self.http)
+        self.credentials = CredentialCache(
+            box, clock, self.http, store=DatabaseCredentialStore(db, clock)
+        )
         self.composer = Composer(public_url, unsubscribe_key)
         self._batch = batch
         self._semaphore = asyncio.Semaphore(concurrency)

@@ -16,7 +16,15 @@ from dataclasses import dataclass, fields, replace
 from mailfleet.providers.presets import PRESETS, ProviderLimits, get_preset
 
 SECURITY_MODES = ("starttls", "tls", "plain")
-AUTH_KINDS = ("oauth2_delegated", "oauth2_client", "password")
+AUTH_KINDS = (
+    "oauth2_delegated",
+    "oauth2_client",
+    "password",
+    "m365_delegated",
+    "m365_app",
+    "google_oauth",
+    "google_service_account",
+)
 #: Providers whose mailboxes may speak plaintext SMTP, and then only to loopback.
 PLAIN_ALLOWED = frozenset({"generic", "sandbox"})
 _KNOWN_PROVIDERS = frozenset(PRESETS) | {"sandbox"}

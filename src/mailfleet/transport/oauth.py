@@ -10,13 +10,16 @@ sandbox's token service speak.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
 from mailfleet.clock import Clock
+from mailfleet.providers.identity import Refusal, explain_refusal
 
 REFRESH_MARGIN = timedelta(minutes=5)
 
@@ -33,12 +36,94 @@ class AccessToken:
 
 
 class TokenError(Exception):
-    """The identity provider refused to issue a token; ``reason`` carries its words."""
+    """No token: the identity provider refused (``error`` set) or could not be reached.
 
-    def __init__(self, message: str, *, reason: str = "", status: int | None = None) -> None:
+    ``reason`` carries the provider's words (``AADSTS…: …``), ``error`` the OAuth
+    error code and ``codes`` the AADSTS numbers; none of them ever holds a secret.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "",
+        status: int | None = None,
+        error: str = "",
+        codes: tuple[int, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         self.status = status
+        self.error = error
+        self.codes = codes
+
+    @property
+    def refusal(self) -> Refusal | None:
+        """The identity provider's refusal, read; None when it never answered."""
+        if not self.error and self.status is None:
+            return None
+        return explain_refusal(self.error, self.reason, status=self.status, codes=self.codes)
+
+    @property
+    def disconnects(self) -> bool:
+        """Whether the mailbox's credentials no longer work until a person acts."""
+        refusal = self.refusal
+        return refusal is not None and refusal.disconnects
+
+
+class WrongAudienceError(TokenError):
+    """A token for another API (Microsoft Graph) that the mail servers would refuse."""
+
+
+GRAPH_AUDIENCES = ("https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000")
+
+
+def jwt_claims(token: str) -> dict[str, Any] | None:
+    """The claims of a JWT-shaped token (unverified), or None when it is opaque."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        padded = parts[1] + "=" * (-len(parts[1]) % 4)
+        claims = json.loads(base64.urlsafe_b64decode(padded))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def check_audience(token: AccessToken) -> None:
+    """Refuse a Microsoft Graph token before it reaches SMTP or IMAP (535 5.7.3 otherwise)."""
+    claims = jwt_claims(token.token) or {}
+    audience = str(claims.get("aud") or "")
+    if audience.startswith(GRAPH_AUDIENCES):
+        raise WrongAudienceError(
+            f"the token's audience is {audience} (Microsoft Graph); SMTP and IMAP need a token "
+            "for https://outlook.office.com (delegated scopes https://outlook.office.com/"
+            "SMTP.Send, IMAP.AccessAsUser.All) or https://outlook.office365.com/.default "
+            "(app-only): fix the scopes and re-connect the mailbox",
+            error="invalid_scope",
+        )
+
+
+def oauth_error_from_body(status: int, body: object, text: str, where: str) -> TokenError:
+    """A :class:`TokenError` from a token endpoint's error answer (RFC 6749 §5.2)."""
+    fields = body if isinstance(body, dict) else {}
+    error = str(fields.get("error") or "")
+    description = str(fields.get("error_description") or "")
+    raw_codes = fields.get("error_codes")
+    codes = (
+        tuple(int(c) for c in raw_codes if isinstance(c, int))
+        if isinstance(raw_codes, list)
+        else ()
+    )
+    detail = description or error or text[:200]
+    return TokenError(
+        f"{where} refused ({status}): {detail}",
+        reason=description or error,
+        status=status,
+        error=error or ("http_error" if status >= 400 else ""),
+        codes=codes,
+    )
 
 
 class TokenProvider(Protocol):
@@ -104,12 +189,6 @@ class ClientCredentialsProvider:
         except ValueError:
             body = {}
         if response.status_code != 200 or not isinstance(body, dict) or "access_token" not in body:
-            description = str(body.get("error_description") or body.get("error") or "")
-            detail = description or response.text[:200]
-            raise TokenError(
-                f"token endpoint refused ({response.status_code}): {detail}",
-                reason=description,
-                status=response.status_code,
-            )
+            raise oauth_error_from_body(response.status_code, body, response.text, "token endpoint")
         lifetime = int(body.get("expires_in", 3600))
         return AccessToken(str(body["access_token"]), now + timedelta(seconds=lifetime))
