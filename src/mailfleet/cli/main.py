@@ -17,6 +17,7 @@ from rich.table import Table
 
 from mailfleet.campaigns import CampaignFileError, load_campaign
 from mailfleet.cli.doctor import doctor
+from mailfleet.cli.inbound import inbound_app
 from mailfleet.cli.keys import keys_app
 from mailfleet.cli.mailbox import mailbox_app
 from mailfleet.config import DataFolderError, Settings
@@ -35,6 +36,7 @@ app.add_typer(campaign_app, name="campaign")
 app.add_typer(leads_app, name="leads")
 app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(keys_app, name="keys")
+app.add_typer(inbound_app, name="inbound")
 app.command("doctor")(doctor)
 
 console = Console()

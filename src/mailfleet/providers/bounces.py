@@ -24,6 +24,7 @@ _HARD_TEXT = re.compile(
     r"(?:user|mailbox|recipient|account|address|domain|host)"
     r"|(?:user|recipient|mailbox|address|account)\s+(?:was\s+)?not\s+found|recip(?:ient)?notfound"
     r"|does\s*n[o']t\s+exist|not\s+a\s+valid\s+(?:mailbox|recipient|user)"
+    r"|does\s*n[o']t\s+have\s+an?\s+[\w.-]+\s+account"
     r"|invalid\s+(?:recipient|mailbox)|bad\s+destination\s+mailbox"
     r"|(?:account|mailbox)\s+(?:is\s+|has\s+been\s+)?(?:disabled|deactivated|deleted|removed)"
     r"|non-?existent\s+domain|domain\s+(?:not\s+found|does\s+not\s+exist)"
