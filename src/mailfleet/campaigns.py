@@ -3,14 +3,30 @@
 Templates are compiled here, so an unknown variable or a broken template is
 reported with the file, the step and the field before anything is stored —
 never at send time.
+
+A campaign file holds: ``name``; ``timezone`` and ``window`` (days, start, end)
+or ``use_lead_timezone``; ``daily_cap``; which mailboxes send it
+(``mailbox_tags`` and/or ``mailboxes``, a list of addresses: a mailbox with one
+of the tags or in the list is selected; neither means every mailbox of the
+workspace); ``stop`` rules; custom lead ``fields`` the templates use; and
+``steps``. A step has ``delay_days`` (calendar, or ``business_days: true``),
+``subject``, ``body``, optional ``html``, ``threaded`` (follow-ups stay in the
+thread: ``Re:`` subject, ``In-Reply-To``), and optional A/B/n ``variants``, each
+with a ``name``, a ``weight`` and any of ``subject``/``body``/``html`` (what a
+variant leaves out comes from the step). A lead's variant is chosen
+deterministically from its weights (:func:`choose_variant`), so a retry sends
+the same variant.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import string
 import tomllib
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -63,6 +79,18 @@ class WindowSpec(BaseModel):
         return int(hours) * 60 + int(minutes)
 
 
+class VariantSpec(BaseModel):
+    """One A/B/n variant of a step: its weight and what it changes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=64)
+    weight: float = Field(default=1.0, ge=0)
+    subject: str | None = None
+    body: str | None = None
+    html: str | None = None
+
+
 class StepSpec(BaseModel):
     """One message of the sequence."""
 
@@ -71,9 +99,82 @@ class StepSpec(BaseModel):
     delay_days: int = Field(default=0, ge=0, le=365)
     business_days: bool = False
     subject: str = ""
-    body: str
+    body: str | None = None
     html: str | None = None
     threaded: bool = True
+    variants: list[VariantSpec] = Field(default_factory=list, max_length=26)
+
+    @model_validator(mode="after")
+    def _variants(self) -> StepSpec:
+        if not self.variants:
+            if self.body is None:
+                raise ValueError("a step needs a body")
+            return self
+        names: set[str] = set()
+        for index, variant in enumerate(self.variants):
+            if variant.name is None:
+                variant.name = string.ascii_uppercase[index]
+            if variant.name in names:
+                raise ValueError(f"two variants are called {variant.name!r}")
+            names.add(variant.name)
+            if variant.body is None and self.body is None:
+                raise ValueError(f"variant {variant.name} has no body and the step has none")
+        if not any(v.weight > 0 for v in self.variants):
+            raise ValueError("at least one variant needs a weight above 0")
+        return self
+
+    def resolved_variants(self) -> list[ResolvedVariant]:
+        """Each variant with what it leaves out taken from the step (none: no variants)."""
+        return [
+            ResolvedVariant(
+                name=v.name or string.ascii_uppercase[i],
+                weight=v.weight,
+                subject=self.subject if v.subject is None else v.subject,
+                body=v.body if v.body is not None else self.body or "",
+                html=self.html if v.html is None else v.html,
+            )
+            for i, v in enumerate(self.variants)
+        ]
+
+
+class ResolvedVariant(BaseModel):
+    """A variant with every field filled in: what the store keeps."""
+
+    name: str
+    weight: float
+    subject: str
+    body: str
+    html: str | None = None
+
+
+class StopRules(BaseModel):
+    """What ends a lead's sequence in this campaign besides what always does.
+
+    A reply, a hard bounce, a complaint and an unsubscribe always end it (DESIGN.md,
+    invariant 4). ``on_auto_reply`` also stops on out-of-office and other automatic
+    answers; ``on_company_reply`` stops every lead of the replier's company (same
+    email domain; free-mail domains are no company); ``on_bounce: any`` stops on
+    soft bounces too.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    on_reply: bool = True
+    on_auto_reply: bool = False
+    on_company_reply: bool = False
+    on_bounce: Literal["hard", "any"] = "hard"
+
+    @field_validator("on_reply")
+    @classmethod
+    def _reply_always_stops(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError("a reply always ends the lead's sequence; on_reply cannot be false")
+        return value
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any] | None) -> StopRules:
+        """The rules stored in a campaign's ``settings`` (defaults when absent)."""
+        return cls.model_validate((settings or {}).get("stop") or {})
 
 
 class CampaignSpec(BaseModel):
@@ -87,8 +188,22 @@ class CampaignSpec(BaseModel):
     use_lead_timezone: bool = False
     daily_cap: int | None = Field(default=None, ge=1)
     mailbox_tags: list[str] = Field(default_factory=list)
+    mailboxes: list[str] = Field(default_factory=list)  # addresses, besides (or instead of) tags
+    stop: StopRules = Field(default_factory=StopRules)
     fields: list[str] = Field(default_factory=list)  # custom lead fields templates may use
     steps: list[StepSpec] = Field(min_length=1, max_length=20)
+
+    @field_validator("mailboxes")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        out: list[str] = []
+        for address in value:
+            cleaned = address.strip().lower()
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", cleaned):
+                raise ValueError(f"{address!r} is not a mailbox address")
+            if cleaned not in out:
+                out.append(cleaned)
+        return out
 
     @model_validator(mode="after")
     def _check(self) -> CampaignSpec:
@@ -98,11 +213,22 @@ class CampaignSpec(BaseModel):
             start_minute=WindowSpec.minutes(self.window.start),
             end_minute=WindowSpec.minutes(self.window.end),
         )
-        if not self.steps[0].subject.strip():
+        first = self.steps[0]
+        if not first.subject.strip() and not first.variants:
             raise ValueError("step 1 needs a subject")
+        for variant in first.resolved_variants():
+            if not variant.subject.strip():
+                raise ValueError(f"step 1 variant {variant.name} needs a subject")
         for number, step in enumerate(self.steps[1:], start=2):
-            if not step.threaded and not step.subject.strip():
+            if step.threaded:
+                continue
+            if not step.subject.strip() and not step.variants:
                 raise ValueError(f"step {number} is not threaded, so it needs its own subject")
+            for variant in step.resolved_variants():
+                if not variant.subject.strip():
+                    raise ValueError(
+                        f"step {number} is not threaded, so variant {variant.name} needs a subject"
+                    )
         return self
 
     def sending_window(self) -> SendingWindow:
@@ -122,22 +248,72 @@ class CampaignSpec(BaseModel):
         """Compile every template; raise :class:`TemplateError` naming the step and field."""
         allowed = self.allowed_variables(extra_fields)
         for number, step in enumerate(self.steps, start=1):
+            where = f"step {number}"
             if step.subject:
-                compile_template(step.subject, field=f"step {number} subject", allowed=allowed)
-            compile_template(step.body, field=f"step {number} body", allowed=allowed)
+                compile_template(step.subject, field=f"{where} subject", allowed=allowed)
+            if step.body is not None:
+                compile_template(step.body, field=f"{where} body", allowed=allowed)
             if step.html is not None:
-                compile_template(step.html, field=f"step {number} html", allowed=allowed, html=True)
+                compile_template(step.html, field=f"{where} html", allowed=allowed, html=True)
+            for index, variant in enumerate(step.variants):
+                label = f"{where} variant {variant.name or string.ascii_uppercase[index]}"
+                if variant.subject:
+                    compile_template(variant.subject, field=f"{label} subject", allowed=allowed)
+                if variant.body is not None:
+                    compile_template(variant.body, field=f"{label} body", allowed=allowed)
+                if variant.html is not None:
+                    compile_template(
+                        variant.html, field=f"{label} html", allowed=allowed, html=True
+                    )
+
+
+def choose_variant(weights: Sequence[float], seed: str) -> int:
+    """The index of the variant a lead gets: drawn by weight, fixed by ``seed``.
+
+    The seed names the campaign, lead and step, so the same lead always gets the same
+    variant of a step (a retry renders what the first attempt would have), while leads
+    spread over variants in proportion to their weights.
+    """
+    total = sum(w for w in weights if w > 0)
+    if total <= 0:
+        raise ValueError("at least one variant needs a weight above 0")
+    digest = hashlib.blake2b(f"variant|{seed}".encode(), digest_size=8).digest()
+    point = int.from_bytes(digest, "big") / 2**64 * total
+    for index, weight in enumerate(weights):
+        if weight <= 0:
+            continue
+        if point < weight:
+            return index
+        point -= weight
+    return max(i for i, w in enumerate(weights) if w > 0)  # float rounding at the very end
+
+
+def selects_mailbox(
+    tags: Iterable[str], addresses: Iterable[str], mailbox_address: str, mailbox_tags: Iterable[str]
+) -> bool:
+    """Whether a campaign selecting ``tags`` and ``addresses`` may send from this mailbox.
+
+    A mailbox is selected when it carries one of the tags or is listed; a campaign that
+    names neither uses every mailbox of its workspace.
+    """
+    wanted_tags, wanted = set(tags), {a.lower() for a in addresses}
+    if not wanted_tags and not wanted:
+        return True
+    return mailbox_address.lower() in wanted or bool(wanted_tags & set(mailbox_tags))
 
 
 def _format_validation(source: str, exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
-        where = ".".join(
-            f"step {int(p) + 1}"
-            if isinstance(p, int) and i and error["loc"][i - 1] == "steps"
-            else str(p)
-            for i, p in enumerate(error["loc"])
-        )
+        parts: list[str] = []
+        loc = error["loc"]
+        for i, p in enumerate(loc):
+            before = loc[i - 1] if i else None
+            if isinstance(p, int) and before in ("steps", "variants"):
+                parts[-1] = f"{'step' if before == 'steps' else 'variant'} {p + 1}"
+            else:
+                parts.append(str(p))
+        where = ".".join(parts).replace(".variant ", " variant ")
         lines.append(f"{source}: {where or 'campaign'}: {error['msg']}")
     return "\n".join(lines)
 

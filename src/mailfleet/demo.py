@@ -4,6 +4,11 @@ An emulated Microsoft 365 tenant (the sandbox: SMTP submission with STARTTLS
 and XOAUTH2, a token service) with two sending domains of two mailboxes each,
 generated prospects, and a two-step campaign run through the real engine on a
 virtual clock. Everything listens on 127.0.0.1; nothing leaves the machine.
+
+The demo's mailboxes have warmup turned off, deliberately: mailfleet's warmup
+engine does not exist yet, so with warmup on the 2:1 warmup ratio would (rightly)
+hold back every cold send. They stand for mailboxes already warmed elsewhere;
+the planner's other limits (ramp, caps, gap, pacing, recipient domains) all apply.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from sqlalchemy import delete, select
 from mailfleet.campaigns import CampaignSpec, load_campaign, parse_campaign
 from mailfleet.clock import VirtualClock
 from mailfleet.config import Settings
+from mailfleet.engine.inbox import InboxSync, run_with_sending
 from mailfleet.engine.runtime import Engine, TickReport
 from mailfleet.leads import parse_leads
 from mailfleet.sandbox import Sandbox, start_sandbox
@@ -37,6 +43,8 @@ from mailfleet.store import (
     Workspace,
 )
 from mailfleet.store import commands as store_commands
+from mailfleet.store import repository as repo
+from mailfleet.store.inbox_queries import inbound_counts
 from mailfleet.transport.secrets import SecretBox
 
 WORKSPACE = "demo"
@@ -132,6 +140,13 @@ class DemoSummary:
     duplicate_sends: int
     delivered_to_prospects: int
     errors: list[str] = field(default_factory=list)
+    # What the prospects sent back, as the inbox sync read it from the sending mailboxes.
+    replies: int = 0
+    auto_replies: int = 0
+    bounces: int = 0
+    hard_bounces: int = 0
+    unsubscribes: int = 0
+    answers_in_junk: int = 0
 
     def as_json(self) -> dict[str, Any]:
         """The summary as a JSON-able mapping."""
@@ -213,6 +228,9 @@ async def _build_world(
                         smtp_host=sandbox.smtp_host,
                         smtp_port=sandbox.smtp_port,
                         smtp_security="starttls",
+                        imap_host=sandbox.imap_host,
+                        imap_port=sandbox.imap_port,
+                        imap_security="tls",
                         ca_file=str(sandbox.ca_file),
                         auth_kind="oauth2_client",
                         token_endpoint=sandbox.token_url(TENANT),
@@ -222,6 +240,7 @@ async def _build_world(
                         min_gap_seconds=600,
                         ramp_start=now.date() - timedelta(days=60),
                         timezone=spec.timezone,
+                        warmup_enabled=False,  # no warmup engine yet: see the module doc
                         tags=["demo"],
                         created_at=now - timedelta(days=60),
                     )
@@ -296,6 +315,19 @@ async def _summarise(
     )
 
 
+async def _summarise_inbox(db: Database, summary: DemoSummary) -> None:
+    async with db.session() as session:
+        workspace = await repo.workspace_by_slug(session, WORKSPACE)
+        assert workspace is not None
+        counts = await inbound_counts(session, workspace.id)
+    summary.replies = counts.get("reply", 0)
+    summary.auto_replies = counts.get("auto_reply", 0)
+    summary.bounces = counts.get("bounce", 0)
+    summary.hard_bounces = counts.get("hard_bounce", 0)
+    summary.unsubscribes = counts.get("unsubscribe", 0)
+    summary.answers_in_junk = counts.get("in_junk", 0)
+
+
 async def run_demo(
     settings: Settings,
     *,
@@ -347,6 +379,7 @@ async def run_demo(
                 seed=1,
             )
             errors: list[str] = list(problems)
+            inbox = InboxSync(db, clock, engine.credentials, seed=1)
             try:
 
                 def on_tick(report: TickReport) -> None:
@@ -354,10 +387,18 @@ async def run_demo(
                     if progress is not None:
                         progress(start, end, clock.now(), report)
 
-                await engine.run_until(end, on_tick)
+                # Sending and the inbox sync take turns on the virtual clock; the
+                # prospects' answers that are due are filed before each sync.
+                synced = await run_with_sending(
+                    engine, inbox, end, before_sync=sandbox.release_answers, progress=on_tick
+                )
+                errors.extend(synced.errors)
             finally:
+                await inbox.close()
                 await engine.close()
             delivered = sandbox.prospects.count()
-        return await _summarise(db, days, start, end, mailboxes, leads, errors, delivered)
+        summary = await _summarise(db, days, start, end, mailboxes, leads, errors, delivered)
+        await _summarise_inbox(db, summary)
+        return summary
     finally:
         await db.close()

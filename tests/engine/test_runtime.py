@@ -135,16 +135,17 @@ async def test_wrong_secret_disconnects_mailbox_and_first_steps_move(
     assert len(sent) == 4 and {s.mailbox_id for s in sent} == {world.mailbox_ids[1]}
 
 
-async def test_recover_marks_claimed_sends_unknown_and_never_resends(
+async def test_recover_marks_submitting_sends_unknown_and_never_resends(
     tmp_path: Path, clock: VirtualClock, sandbox: Sandbox
 ) -> None:
     world = await build_world(tmp_path, clock, sandbox, mailboxes=1, leads=1, steps=1)
-    # Simulate a crash between claim and outcome: claim, then drop the outcome.
+    # Simulate a crash between submission and outcome: submit, then drop the outcome.
+    # (This world's mailboxes have no IMAP host: the Sent folder cannot be read.)
     report = await world.engine.tick()
     assert report.sent == 1
     async with world.db.session() as session:
         send = (await session.scalars(select(Send))).one()
-        send.status = SendStatus.CLAIMED
+        send.status = SendStatus.SUBMITTING
         enrollment = await session.get(Enrollment, send.enrollment_id)
         assert enrollment is not None
         enrollment.status = EnrollmentStatus.ACTIVE

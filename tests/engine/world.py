@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mailfleet.clock import VirtualClock
 from mailfleet.engine.runtime import Engine
+from mailfleet.limits import FleetPolicy
 from mailfleet.sandbox import Sandbox
 from mailfleet.store import (
     Campaign,
@@ -23,6 +24,11 @@ from mailfleet.store import (
 from mailfleet.transport.secrets import SecretBox
 
 TENANT = "contoso.onmicrosoft.com"
+# Every lead of this world is at one domain, prospect.example: the recipient-domain caps
+# would be the only limit that binds, and these tests are about the others.
+NO_RECIPIENT_DOMAIN_CAPS = FleetPolicy(
+    recipient_domain_per_mailbox=None, recipient_domain_per_workspace=None
+)
 
 
 @dataclass
@@ -48,7 +54,14 @@ async def build_world(
     gap_seconds: int = 600,
     steps: int = 2,
     secret: str = "s3cret-value",
+    warmup: bool = False,
+    fleet: FleetPolicy = NO_RECIPIENT_DOMAIN_CAPS,
 ) -> World:
+    """A tenant with ``mailboxes`` 60-day-old mailboxes and a campaign with ``leads`` due now.
+
+    The mailboxes' warmup is off unless ``warmup`` (no warmup engine runs here, so the
+    warmup ratio would hold every cold send back).
+    """
     now = clock.now()
     db = Database(f"sqlite+aiosqlite:///{tmp / 'engine.db'}")
     await db.migrate()
@@ -92,6 +105,7 @@ async def build_world(
                 min_gap_seconds=gap_seconds,
                 ramp_start=now.date() - timedelta(days=60),
                 timezone="UTC",
+                warmup_enabled=warmup,
                 tags=[],
                 created_at=now,
             )
@@ -160,7 +174,13 @@ async def build_world(
             )
         campaign_id, ws_id = campaign.id, ws.id
     engine = Engine(
-        db, clock, box, public_url="https://mf.example", unsubscribe_key=b"k" * 32, seed=1
+        db,
+        clock,
+        box,
+        public_url="https://mf.example",
+        unsubscribe_key=b"k" * 32,
+        seed=1,
+        fleet=fleet,
     )
     return World(db, clock, sandbox, box, engine, ws_id, campaign_id, ids)
 

@@ -19,6 +19,7 @@ MIDNIGHT = utc(2026, 3, 3)
 
 
 def policy(**kw: object) -> MailboxPolicy:
+    kw.setdefault("warmup_ratio", 0)  # the warmup ratio has its own tests
     return MailboxPolicy(mailbox_id=1, limits=MICROSOFT_365.limits, **kw)  # type: ignore[arg-type]
 
 

@@ -30,6 +30,7 @@ def box(i: int, cap: int = 20, gap: int = 10, **usage: object) -> MailboxState:
         daily_cap=cap,
         min_gap=timedelta(minutes=gap),
         max_jitter=timedelta(minutes=gap / 2),
+        warmup_ratio=0,  # these tests are about other limits
     )
     return MailboxState(i, policy, MailboxUsage(**usage))  # type: ignore[arg-type]
 
@@ -112,6 +113,7 @@ def simulate(
                     gap=gap,
                     cold_today=len(today),
                     last_send_at=last[0] if last else None,
+                    last_cold_at=last[0] if last else None,
                     last_send_id=last[1] if last else 0,
                 )
             )

@@ -4,11 +4,12 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
 
 from mailfleet.clock import utc
 from mailfleet.store import Base, Database, Mailbox, Workspace
-from mailfleet.store.db import upgrade
+from mailfleet.store.db import alembic_config, upgrade
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ async def test_upgrade_creates_every_table_on_an_empty_database(db: Database) ->
         version = (await conn.execute(text("select version_num from alembic_version"))).scalar()
         mode = (await conn.execute(text("pragma journal_mode"))).scalar()
     assert set(Base.metadata.tables) <= tables
-    assert version == "0002"
+    assert version == ScriptDirectory.from_config(alembic_config(db.url)).get_current_head()
     assert mode == "wal"
 
 

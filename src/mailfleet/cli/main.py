@@ -15,11 +15,16 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mailfleet.campaigns import CampaignFileError, load_campaign
+from mailfleet.campaigns import CampaignFileError
+from mailfleet.cli.campaign import campaign_app
 from mailfleet.cli.doctor import doctor
 from mailfleet.cli.inbound import inbound_app
+from mailfleet.cli.inbox import inbox
 from mailfleet.cli.keys import keys_app
+from mailfleet.cli.leads import leads_import
 from mailfleet.cli.mailbox import mailbox_app
+from mailfleet.cli.sends import sends_app
+from mailfleet.cli.warmup import warmup_app
 from mailfleet.config import DataFolderError, Settings
 from mailfleet.engine.runtime import TickReport
 from mailfleet.leads import LeadFileError, parse_leads
@@ -30,14 +35,17 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-campaign_app = typer.Typer(help="Campaign files.", no_args_is_help=True)
 leads_app = typer.Typer(help="Lead files.", no_args_is_help=True)
+leads_app.command("import")(leads_import)
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(leads_app, name="leads")
+app.add_typer(sends_app, name="sends")
+app.add_typer(warmup_app, name="warmup")
 app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(keys_app, name="keys")
 app.add_typer(inbound_app, name="inbound")
 app.command("doctor")(doctor)
+app.command("inbox")(inbox)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -148,6 +156,12 @@ def demo(
         f"duplicates {summary.duplicate_sends} · errors {len(summary.errors)}",
         highlight=False,
     )
+    console.print(
+        f"inbox: replies {summary.replies} · out of office {summary.auto_replies} · "
+        f"bounces {summary.bounces} (hard {summary.hard_bounces}) · "
+        f"unsubscribes {summary.unsubscribes} · found in Junk {summary.answers_in_junk}",
+        highlight=False,
+    )
     for line in summary.errors[:10]:
         console.print(f"  [yellow]![/] {line}", highlight=False)
     if json_path is not None:
@@ -220,23 +234,6 @@ def migrate() -> None:
         raise _fail(str(exc)) from None
     asyncio.run(upgrade(settings.resolved_database_url))
     console.print(f"database ready: {settings.resolved_database_url}", highlight=False)
-
-
-@campaign_app.command("validate")
-def campaign_validate(
-    path: Path,
-    field: Annotated[
-        list[str] | None, typer.Option("--field", help="A custom lead field templates may use.")
-    ] = None,
-) -> None:
-    """Check a campaign file: settings, steps and every template."""
-    try:
-        spec = load_campaign(path, extra_fields=set(field or []))
-    except CampaignFileError as exc:
-        raise _fail(str(exc)) from None
-    console.print(
-        f"{path}: campaign {spec.name!r} is valid ({len(spec.steps)} steps)", highlight=False
-    )
 
 
 @leads_app.command("check")

@@ -1,7 +1,8 @@
 """Compose the message for one step of one enrollment, deterministically.
 
-The same enrollment and step always render the same text (spintax is seeded),
-so a retry sends what the first attempt would have.
+The same enrollment and step always render the same text (spintax is seeded)
+and the same A/B/n variant (chosen by weight from the same seed), so a retry
+sends what the first attempt would have.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from mailfleet.campaigns import choose_variant
 from mailfleet.content import (
     LEAD_VARIABLES,
     CompiledTemplate,
@@ -37,6 +39,31 @@ class Composed:
     raw: bytes
     in_reply_to: str | None
     references: list[str]
+    variant: str | None = None  # the A/B/n variant's name, when the step has variants
+
+
+@dataclass(frozen=True, slots=True)
+class StepContent:
+    """The subject, body and html one lead gets for one step (its variant's, if any)."""
+
+    variant: str | None
+    subject: str
+    body: str
+    html: str | None
+
+
+def step_content(step: Step, seed: str) -> StepContent:
+    """The content of ``step`` for the lead ``seed`` names: a weighted, stable variant choice."""
+    variants = list((step.variants or {}).get("variants") or [])
+    if not variants:
+        return StepContent(None, step.subject, step.body_text, step.body_html)
+    chosen = variants[choose_variant([float(v.get("weight", 1)) for v in variants], seed)]
+    return StepContent(
+        str(chosen["name"]),
+        str(chosen.get("subject", step.subject)),
+        str(chosen.get("body", step.body_text)),
+        chosen.get("html", step.body_html),
+    )
 
 
 class Composer:
@@ -45,13 +72,16 @@ class Composer:
     def __init__(self, public_url: str, unsubscribe_key: bytes) -> None:
         self._public_url = public_url.rstrip("/")
         self._key = unsubscribe_key
-        self._templates: dict[tuple[int, str], CompiledTemplate] = {}
+        self._templates: dict[tuple[int, str | None, str], CompiledTemplate] = {}
 
-    def _template(self, step: Step, field: str, source: str, allowed: set[str]) -> CompiledTemplate:
-        key = (step.id, field)
+    def _template(
+        self, step: Step, variant: str | None, field: str, source: str, allowed: set[str]
+    ) -> CompiledTemplate:
+        key = (step.id, variant, field)
         if key not in self._templates:
+            where = f"step {step.position}" + (f" variant {variant}" if variant else "")
             self._templates[key] = compile_template(
-                source, field=f"step {step.position} {field}", allowed=allowed, html=field == "html"
+                source, field=f"{where} {field}", allowed=allowed, html=field == "html"
             )
         return self._templates[key]
 
@@ -101,17 +131,20 @@ class Composer:
         # Templates were checked when the campaign was saved; allow what it declared.
         allowed = set(context) | set((campaign.settings or {}).get("fields", []))
         seed = f"{campaign.id}:{lead.id}:{step.position}"
+        content = step_content(step, seed)
+        name = content.variant
         threaded = step.position > 1 and step.threaded and enrollment.last_message_id is not None
-        if threaded and not step.subject.strip():
+        if threaded and not content.subject.strip():
             subject = reply_subject(enrollment.thread_subject or "")
         else:
-            subject = render(self._template(step, "subject", step.subject, allowed), context, seed)
+            compiled = self._template(step, name, "subject", content.subject, allowed)
+            subject = render(compiled, context, seed)
             if threaded:
                 subject = reply_subject(subject)
-        text = render(self._template(step, "body", step.body_text, allowed), context, seed)
+        text = render(self._template(step, name, "body", content.body, allowed), context, seed)
         html = None
-        if step.body_html:
-            html = render(self._template(step, "html", step.body_html, allowed), context, seed)
+        if content.html:
+            html = render(self._template(step, name, "html", content.html, allowed), context, seed)
         in_reply_to = enrollment.last_message_id if threaded else None
         references = (
             thread_references(list(enrollment.references or []), enrollment.last_message_id or "")
@@ -135,4 +168,4 @@ class Composer:
                 unsubscribe_url=unsubscribe,
             )
         )
-        return Composed(message_id, subject, bytes(message), in_reply_to, references)
+        return Composed(message_id, subject, bytes(message), in_reply_to, references, name)

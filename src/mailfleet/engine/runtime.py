@@ -1,15 +1,22 @@
 """The engine: ticks that plan, claim, send and record.
 
-Each tick loads the running campaigns, their due enrollments and the usage of
-their mailboxes, asks the planner what to send, then for every planned send:
+Each tick loads the running campaigns, their due enrollments, the usage of their
+mailboxes and the caps those share, asks the planner what to send, then for
+every planned send walks the durable state machine of
+:class:`~mailfleet.store.SendStatus`:
 
-1. claims it durably — the Send row with its Message-ID is committed and the
-   enrollment is marked in flight *before* any connection opens;
-2. submits it on the mailbox's reused SMTP session;
-3. records the outcome and the server's reply, and moves the enrollment on.
+1. ``claimed`` — the Send row with its Message-ID (and A/B variant) is committed
+   and the enrollment is marked in flight before any connection opens;
+2. ``submitting`` — committed just before this message's connection opens, and
+   only while its enrollment is still active: a stop that landed after the claim
+   wins, and the send is dropped unsent;
+3. ``sent`` | ``deferred`` (retry at the enrollment's ``next_due_at``) | ``failed`` |
+   ``unknown`` — recorded with the server's reply after its final answer, and the
+   enrollment moves on.
 
-A crash between 1 and 3 leaves a ``claimed`` row: :meth:`Engine.recover` marks
-it ``unknown`` for reconciliation instead of sending it again.
+After a crash, :meth:`Engine.recover` reconciles what was left in flight by
+looking each Message-ID up in the mailbox's Sent folder over IMAP
+(:mod:`mailfleet.engine.reconcile`): nothing is resent blindly.
 """
 
 from __future__ import annotations
@@ -18,11 +25,12 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailfleet.clock import Clock
@@ -33,19 +41,24 @@ from mailfleet.engine.credentials import (
     DatabaseCredentialStore,
 )
 from mailfleet.engine.reaction import classify, react
+from mailfleet.engine.reconcile import (
+    ImapSentLookup,
+    ReconcileReport,
+    SentFolderLookup,
+    reconcile_sends,
+)
 from mailfleet.engine.refusal import apply_refusal, resume_expired
-from mailfleet.limits import MailboxPolicy, MailboxUsage
+from mailfleet.engine.sequence import advance
+from mailfleet.engine.snapshot import campaign_state, mailbox_policy, mailbox_states
+from mailfleet.limits import (
+    FleetPolicy,
+    recipient_domain,
+)
 from mailfleet.planner import (
-    CampaignState,
     DueEnrollment,
-    MailboxState,
     PlannedSend,
-    SendingWindow,
-    add_delay,
-    local_day,
     plan_sends,
 )
-from mailfleet.providers import get_preset
 from mailfleet.providers.outcomes import OutcomeKind, Stage
 from mailfleet.store import (
     Campaign,
@@ -54,7 +67,6 @@ from mailfleet.store import (
     EnrollmentStatus,
     Lead,
     Mailbox,
-    MailboxStatus,
     Send,
     SendKind,
     SendStatus,
@@ -65,6 +77,8 @@ from mailfleet.store import repository as repo
 from mailfleet.transport.oauth import TokenError
 from mailfleet.transport.secrets import SecretBox
 from mailfleet.transport.smtp import Delivery, SmtpPool, SubmitResult
+
+__all__ = ["Engine", "TickReport", "mailbox_policy"]
 
 log = logging.getLogger(__name__)
 
@@ -94,42 +108,6 @@ class _Claim:
     raw: bytes
 
 
-def mailbox_policy(mailbox: Mailbox, now: datetime | None = None) -> MailboxPolicy:
-    """The admission policy of a stored mailbox: provider limits plus its own knobs.
-
-    While the mailbox is slowed (``rate_factor`` until ``slowed_until``, compared with
-    ``now``), its per-minute limit is multiplied by the factor and its gap divided by it.
-    """
-    preset = get_preset(mailbox.provider)
-    limits = preset.limits
-    if mailbox.max_per_minute is not None and limits.messages_per_minute is not None:
-        limits = replace(
-            limits, messages_per_minute=min(limits.messages_per_minute, mailbox.max_per_minute)
-        )
-    policy = MailboxPolicy(
-        mailbox_id=mailbox.id,
-        limits=limits,
-        ramp_start=mailbox.ramp_start,
-        daily_cap=mailbox.daily_cap,
-    )
-    if mailbox.min_gap_seconds is not None:
-        gap = timedelta(seconds=mailbox.min_gap_seconds)
-        policy = replace(policy, min_gap=gap, max_jitter=gap * 0.5)
-    factor = mailbox.rate_factor
-    slowed = mailbox.slowed_until is not None and (now is None or mailbox.slowed_until > now)
-    if factor is not None and 0 < factor < 1 and slowed:
-        per_minute = limits.messages_per_minute
-        if per_minute is not None:
-            limits = replace(limits, messages_per_minute=max(1, int(per_minute * factor)))
-        policy = replace(
-            policy,
-            limits=limits,
-            min_gap=policy.min_gap / factor,
-            max_jitter=policy.max_jitter / factor,
-        )
-    return policy
-
-
 class Engine:
     """Runs campaigns on a clock against a store and the mailboxes' servers."""
 
@@ -146,6 +124,8 @@ class Engine:
         concurrency: int = 32,
         idle_wake: timedelta = timedelta(minutes=15),
         seed: int | None = None,
+        fleet: FleetPolicy | None = None,
+        sent_lookup: SentFolderLookup | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -160,6 +140,8 @@ class Engine:
         self._semaphore = asyncio.Semaphore(concurrency)
         self._idle_wake = idle_wake
         self._random = random.Random(seed)
+        self.fleet = fleet or FleetPolicy()
+        self.sent_lookup: SentFolderLookup = sent_lookup or ImapSentLookup(self.credentials)
 
     async def close(self) -> None:
         """Close every SMTP session and the HTTP client the engine made."""
@@ -168,27 +150,20 @@ class Engine:
             await self.http.aclose()
 
     async def recover(self) -> int:
-        """Mark sends left ``claimed`` by a crash as ``unknown``; never resend them blindly."""
-        now = self.clock.now()
-        async with self.db.session() as session:
-            rows = (
-                await session.scalars(select(Send).where(Send.status == SendStatus.CLAIMED))
-            ).all()
-            for send in rows:
-                send.status = SendStatus.UNKNOWN
-                send.finished_at = now
-                send.error = "process stopped between claim and outcome; reconcile before resending"
-                repo.add_event(
-                    session,
-                    workspace_id=send.workspace_id,
-                    at=now,
-                    kind="send.unknown",
-                    message=send.error,
-                    send_id=send.id,
-                    mailbox_id=send.mailbox_id,
-                    enrollment_id=send.enrollment_id,
-                )
-            return len(rows)
+        """Reconcile sends a crash left in flight (and unknown ones never looked up).
+
+        Each Message-ID is looked up in its mailbox's Sent folder: found means sent,
+        a ``claimed`` one never reached a server and is planned again, anything else
+        is left ``unknown`` for a person — never resent blindly. Returns how many
+        sends were looked at.
+        """
+        return (await self.reconcile()).total
+
+    async def reconcile(self, *, include_unknown: bool = True) -> ReconcileReport:
+        """:meth:`recover` with the full report (found, released, unknown, errors)."""
+        return await reconcile_sends(
+            self.db, self.clock, self.sent_lookup, include_unknown=include_unknown
+        )
 
     async def run_until(
         self, end: datetime, progress: Callable[[TickReport], None] | None = None
@@ -226,56 +201,6 @@ class Engine:
                 )
             ).all()
             resume_expired(session, mailboxes, now)
-            states: list[MailboxState] = []
-            for box in mailboxes:
-                day_start = local_day(now, box.timezone)[1] - timedelta(days=1)
-                counts = await repo.usage_counts(session, box.id, now, day_start)
-                states.append(
-                    MailboxState(
-                        mailbox_id=box.id,
-                        policy=mailbox_policy(box, now),
-                        usage=MailboxUsage(
-                            cold_today=counts.cold_today,
-                            messages_last_minute=counts.messages_last_minute,
-                            oldest_in_last_minute=counts.oldest_in_last_minute,
-                            messages_24h=counts.messages_24h,
-                            recipients_24h=counts.recipients_24h,
-                            oldest_in_24h=counts.oldest_in_24h,
-                            last_send_at=counts.last_send_at,
-                            last_send_id=counts.last_send_id,
-                        ),
-                        timezone=box.timezone,
-                        active=box.status == MailboxStatus.ACTIVE
-                        and (box.paused_until is None or box.paused_until <= now),
-                    )
-                )
-            campaign_states = []
-            for c in campaigns:
-                window = SendingWindow(
-                    timezone=c.timezone,
-                    days=frozenset(c.window_days),
-                    start_minute=c.window_start_minute,
-                    end_minute=c.window_end_minute,
-                )
-                day_start = local_day(now, c.timezone)[1] - timedelta(days=1)
-                campaign_states.append(
-                    CampaignState(
-                        campaign_id=c.id,
-                        window=window,
-                        step_count=len(c.steps),
-                        use_lead_timezone=c.use_lead_timezone,
-                        daily_cap=c.daily_cap,
-                        sent_today=await repo.campaign_cold_today(session, c.id, day_start)
-                        if c.daily_cap
-                        else 0,
-                        mailbox_ids=frozenset(
-                            b.id
-                            for b in mailboxes
-                            if b.workspace_id == c.workspace_id
-                            and (not c.mailbox_tags or set(c.mailbox_tags) & set(b.tags or []))
-                        ),
-                    )
-                )
             rows = (
                 await session.execute(repo.due_enrollments_query(campaign_ids, now, self._batch))
             ).all()
@@ -287,16 +212,19 @@ class Engine:
                     due_at=e.next_due_at or now,
                     mailbox_id=e.mailbox_id,
                     lead_timezone=lead.timezone,
+                    recipient_domain=lead.email_domain or recipient_domain(lead.email_normalized),
                 )
                 for e, lead in rows
             ]
+            states, fleet = await mailbox_states(session, mailboxes, due, now, self.fleet)
+            campaign_states = [await campaign_state(session, c, mailboxes, now) for c in campaigns]
             future = await repo.next_due_after(session, campaign_ids, now)
             # A held, slowed or paused mailbox changes the plan when that ends: wake then.
             for box in mailboxes:
                 for until in (box.paused_until, box.slowed_until):
                     if until is not None and until > now and (future is None or until < future):
                         future = until
-        plan = plan_sends(now, campaign_states, states, due)
+        plan = plan_sends(now, campaign_states, states, due, fleet)
         report.planned = len(plan.sends)
         report.wake_at = min((t for t in (plan.wake_at, future) if t is not None), default=None)
         if not plan.sends:
@@ -305,7 +233,9 @@ class Engine:
         boxes = {b.id: b for b in mailboxes}
         claims = await self._claim(plan.sends, by_id, boxes, now, report)
         results = await asyncio.gather(*(self._deliver(c) for c in claims))
-        await self._record(list(zip(claims, results, strict=True)), by_id, report)
+        submitted = [(c, r) for c, r in zip(claims, results, strict=True) if r is not None]
+        report.stopped += len(claims) - len(submitted)
+        await self._record(submitted, by_id, report)
         return report
 
     async def _claim(
@@ -339,7 +269,7 @@ class Engine:
                     enrollment.status = EnrollmentStatus.COMPLETED
                     enrollment.next_due_at = None
                     continue
-                send = await self._send_row(session, enrollment, step, mailbox, campaign, now)
+                send = await self._send_row(session, enrollment, step, mailbox, campaign, lead, now)
                 try:
                     composed = self.composer.compose(
                         campaign=campaign,
@@ -360,8 +290,10 @@ class Engine:
                     continue
                 send.subject = composed.subject
                 send.in_reply_to = composed.in_reply_to
+                send.variant = composed.variant
                 send.status = SendStatus.CLAIMED
                 send.claimed_at = now
+                send.finished_at = None
                 send.attempts += 1
                 enrollment.next_due_at = None  # in flight: never planned twice
                 enrollment.mailbox_id = mailbox.id
@@ -379,6 +311,7 @@ class Engine:
         step: Step,
         mailbox: Mailbox,
         campaign: Campaign,
+        lead: Lead,
         now: datetime,
     ) -> Send:
         """The Send row of this step: a retry reuses it, and with it the Message-ID."""
@@ -393,6 +326,7 @@ class Engine:
                 existing.mailbox_id = mailbox.id
                 existing.from_address = mailbox.address
                 existing.message_id = self.composer.new_message_id(mailbox)
+            existing.recipient_domain = recipient_domain(lead.email)
             return existing
         send = Send(
             workspace_id=campaign.workspace_id,
@@ -403,16 +337,14 @@ class Engine:
             step_position=step.position,
             message_id=self.composer.new_message_id(mailbox),
             from_address=mailbox.address,
-            to_address="",
+            to_address=lead.email,
+            recipient_domain=recipient_domain(lead.email),
             recipients=1,
             subject="",
             status=SendStatus.CLAIMED,
             attempts=0,
             claimed_at=now,
         )
-        lead = await session.get(Lead, enrollment.lead_id)
-        assert lead is not None
-        send.to_address = lead.email
         session.add(send)
         return send
 
@@ -430,9 +362,55 @@ class Engine:
         )
         return hit is not None
 
-    async def _deliver(self, claim: _Claim) -> SubmitResult:
-        """Submit one claimed message on its mailbox's session."""
+    async def _mark_submitting(self, claim: _Claim) -> bool:
+        """Commit ``submitting`` just before the connection opens, if the lead is still active.
+
+        One conditional UPDATE, so a stop committed after the claim always wins: the
+        send is then dropped, unsent, with the reason.
+        """
+        async with self.db.session() as session:
+            active = (
+                select(Enrollment.id)
+                .where(
+                    Enrollment.id == claim.planned.enrollment_id,
+                    Enrollment.status == EnrollmentStatus.ACTIVE,
+                )
+                .exists()
+            )
+            result: Any = await session.execute(
+                update(Send)
+                .where(Send.id == claim.send_id, Send.status == SendStatus.CLAIMED, active)
+                .values(status=SendStatus.SUBMITTING)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount == 1:
+                return True
+            send = await session.get(Send, claim.send_id)
+            enrollment = await session.get(Enrollment, claim.planned.enrollment_id)
+            if send is not None and send.status == SendStatus.CLAIMED:
+                why = (enrollment.stop_reason or enrollment.status) if enrollment else "removed"
+                send.status = SendStatus.FAILED
+                send.outcome = "stopped"
+                send.finished_at = self.clock.now()
+                send.error = f"not submitted: the lead's sequence ended before it ({why})"
+                repo.add_event(
+                    session,
+                    workspace_id=send.workspace_id,
+                    at=send.finished_at,
+                    kind="send.stopped",
+                    message=send.error,
+                    mailbox_id=send.mailbox_id,
+                    campaign_id=send.campaign_id,
+                    enrollment_id=send.enrollment_id,
+                    send_id=send.id,
+                )
+            return False
+
+    async def _deliver(self, claim: _Claim) -> SubmitResult | None:
+        """Submit one claimed message on its mailbox's session (None: stopped before it)."""
         async with self._semaphore:
+            if not await self._mark_submitting(claim):
+                return None
             try:
                 endpoint = self.credentials.endpoint(claim.mailbox)
                 creds = self.credentials.credentials(claim.mailbox)
@@ -483,7 +461,7 @@ class Engine:
                     send.status = SendStatus.SENT
                     report.sent += 1
                     mailbox.failure_streak = 0
-                    self._advance(enrollment, campaign, send, now)
+                    advance(enrollment, campaign, send, now)
                     repo.add_event(
                         session,
                         workspace_id=campaign.workspace_id,
@@ -523,26 +501,3 @@ class Engine:
                         f"{mailbox.address} -> {send.to_address}: {reaction.message}"
                     )
         return None
-
-    def _advance(
-        self, enrollment: Enrollment, campaign: Campaign, send: Send, now: datetime
-    ) -> None:
-        step_no = send.step_position or enrollment.next_step
-        if step_no == 1 or enrollment.thread_message_id is None:
-            enrollment.thread_message_id = send.message_id
-            enrollment.thread_subject = send.subject
-        references = list(enrollment.references or [])
-        references.append(send.message_id)
-        enrollment.references = references[-20:]
-        enrollment.last_message_id = send.message_id
-        enrollment.updated_at = now
-        following = next((s for s in campaign.steps if s.position == step_no + 1), None)
-        if following is None:
-            enrollment.status = EnrollmentStatus.COMPLETED
-            enrollment.next_due_at = None
-            enrollment.next_step = step_no + 1
-            return
-        enrollment.next_step = following.position
-        enrollment.next_due_at = add_delay(
-            now, following.delay_days, business_days=following.business_days, tz=campaign.timezone
-        )

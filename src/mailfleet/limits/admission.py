@@ -2,22 +2,36 @@
 
 A send is admitted only when every limit has room at the instant asked about:
 the provider's rate per minute and rolling 24-hour counts, the mailbox's cold
-cap for its local day (itself bounded by the ramp), and the minimum gap plus
-jitter since its last send. When a send is refused, :class:`Admission` says
-why and the earliest instant worth asking again, so the engine can sleep
-instead of polling.
+cap for its local day (itself bounded by the ramp), the warmup ratio, and the
+minimum gap plus jitter since its last send. When a send is refused,
+:class:`Admission` says why and the earliest instant worth asking again, so the
+engine can sleep instead of polling.
+
+The warmup ratio (DESIGN.md, invariant 2) is on by default: a cold send is
+admitted only when the mailbox's warmup sends of its local day are at least
+``warmup_ratio`` times its cold sends *including the one asked about*, so the
+day's ratio holds at every instant, not only at its end. It is switched off
+only by an explicit ``warmup_ratio=0`` (the engine does that for a mailbox
+whose warmup a person turned off). Until mailfleet's warmup engine exists, the
+warmup counted is what the store records (``Send.kind == "warmup"``, accepted).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from mailfleet.providers import ProviderLimits
 
 DAY = timedelta(days=1)
 MINUTE = timedelta(minutes=1)
+DEFAULT_WARMUP_RATIO = 2.0
+"""Warmup sends per cold send, per mailbox and local day (PROVIDERS.md practice)."""
+DEFAULT_RECIPIENT_DOMAIN_DAILY = 5
+"""Cold sends one mailbox makes to one recipient domain in its local day."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +56,9 @@ class MailboxPolicy:
     daily_cap: int | None = None  # an operator's cap; never raises the ramp's
     min_gap: timedelta = timedelta(minutes=9)
     max_jitter: timedelta = timedelta(minutes=4)
+    warmup_ratio: float = DEFAULT_WARMUP_RATIO  # 0 switches the rule off, explicitly
+    recipient_domain_daily: int | None = DEFAULT_RECIPIENT_DOMAIN_DAILY  # None: no cap
+    pace: bool = True  # spread cold sends through the window (see limits.pacing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +67,10 @@ class MailboxUsage:
 
     ``cold_today`` counts cold sends since the start of the mailbox's local day;
     the rolling counts include every kind of send (warmup too): the provider
-    does not care why a message was sent.
+    does not care why a message was sent. ``warmup_today`` counts the warmup
+    sends of the local day that were accepted; ``cold_by_recipient_domain``
+    the local day's cold sends per recipient domain (only the domains asked
+    about need be present); ``last_cold_at`` paces cold sends through the window.
     """
 
     cold_today: int = 0
@@ -61,6 +81,9 @@ class MailboxUsage:
     oldest_in_24h: datetime | None = None
     last_send_at: datetime | None = None
     last_send_id: int = 0
+    warmup_today: int = 0
+    last_cold_at: datetime | None = None
+    cold_by_recipient_domain: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +95,7 @@ class Admission:
     retry_at: datetime | None = None  # earliest instant the answer may change
 
 
-def _stable_fraction(*parts: object) -> float:
+def stable_fraction(*parts: object) -> float:
     """A number in [0, 1) that depends only on ``parts``: jitter a retry reproduces."""
     digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
@@ -96,12 +119,29 @@ def cold_cap_for_day(policy: MailboxPolicy, day: date) -> int:
     if policy.daily_cap is not None:
         return policy.daily_cap
     band = ramp.steady_max - ramp.steady_min
-    return ramp.steady_min + int(_stable_fraction(policy.mailbox_id, day) * (band + 1))
+    return ramp.steady_min + int(stable_fraction(policy.mailbox_id, day) * (band + 1))
+
+
+def warmup_shortfall(policy: MailboxPolicy, usage: MailboxUsage) -> int:
+    """Warmup sends still missing today before one more cold send keeps the ratio (0: none)."""
+    if policy.warmup_ratio <= 0:
+        return 0
+    # A small epsilon keeps 2.0 * 3 from rounding up to 7 through float error.
+    needed = math.ceil(policy.warmup_ratio * (usage.cold_today + 1) - 1e-9)
+    return max(0, needed - usage.warmup_today)
+
+
+def recipient_domain_room(policy: MailboxPolicy, usage: MailboxUsage, domain: str) -> bool:
+    """Whether one more cold send to ``domain`` stays within the mailbox's daily cap for it."""
+    cap = policy.recipient_domain_daily
+    if cap is None or not domain:
+        return True
+    return usage.cold_by_recipient_domain.get(domain, 0) < cap
 
 
 def gap_after(policy: MailboxPolicy, last_send_id: int) -> timedelta:
     """The pause after a send: the minimum gap plus a jitter fixed by that send."""
-    jitter = policy.max_jitter * _stable_fraction(policy.mailbox_id, "gap", last_send_id)
+    jitter = policy.max_jitter * stable_fraction(policy.mailbox_id, "gap", last_send_id)
     return policy.min_gap + jitter
 
 
@@ -132,6 +172,14 @@ def admit(
                 False,
                 f"daily cold cap reached ({usage.cold_today}/{cap})",
                 next_local_midnight,
+            )
+        short = warmup_shortfall(policy, usage)
+        if short:
+            # No instant to wake at: the answer changes when warmup is recorded.
+            return Admission(
+                False,
+                f"warmup ratio {policy.warmup_ratio:g}:1 not met ({usage.warmup_today} warmup, "
+                f"{usage.cold_today} cold today; {short} more warmup before the next cold send)",
             )
     per_minute = limits.messages_per_minute
     if per_minute is not None and usage.messages_last_minute >= per_minute:

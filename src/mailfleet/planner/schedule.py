@@ -1,20 +1,55 @@
 """The planner: which enrollment gets which step from which mailbox, now.
 
 Pure: the engine hands in the campaigns, the due enrollments, the mailboxes with
-their usage, and the time; the planner answers with the sends to make and the
-earliest instant worth asking again. Every send it plans was admitted by
-:func:`mailfleet.limits.admit` at that instant, so a queue can never overshoot
-a limit; the transport re-checks at the wire.
+their usage, the caps they share, and the time; the planner answers with the
+sends to make and the earliest instant worth asking again. Every send it plans
+was admitted at that instant by every rule below, so a queue can never
+overshoot a limit; the transport re-checks at the wire.
+
+A send is admitted when all of these have room (the first that has not is the
+reason it waits):
+
+1. the campaign's sending window is open (in the lead's timezone if it says so);
+2. the campaign's daily cap, paced through its window (a capped campaign may have
+   made ``1 + cap × elapsed/length`` sends by now, so it never bursts at 09:00);
+3. the workspace's cold sends to the recipient's domain in 24 hours
+   (:class:`~mailfleet.limits.FleetPolicy`; free-mail domains exempt);
+4. the mailbox: active, provider rate and rolling 24 h counts, cold cap of its
+   ramp for its local day, warmup ratio, minimum gap plus jitter
+   (:func:`~mailfleet.limits.admit`);
+5. the mailbox's own daily cap per recipient domain;
+6. the caps the mailbox shares: its sending domain's and its tenant's
+   (:class:`~mailfleet.limits.SharedCap`);
+7. the mailbox's pace: remaining capacity spread over the remaining window
+   (:func:`~mailfleet.limits.paced_at`).
+
+Follow-ups go first and only from their thread's mailbox; first steps go to the
+campaign's mailbox with the most capacity left today. A mailbox makes at most
+one send a tick.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
-from mailfleet.limits import Admission, MailboxPolicy, MailboxUsage, admit
+from mailfleet.limits import (
+    Admission,
+    FleetState,
+    MailboxPolicy,
+    MailboxUsage,
+    admit,
+    allowance_grows_at,
+    cold_cap_for_day,
+    paced_allowance,
+    paced_at,
+    recipient_domain_room,
+    stable_fraction,
+)
 from mailfleet.planner.window import SendingWindow, local_day
+
+MAX_REASONS = 3  # per waiting enrollment: enough to explain, cheap with 10,000 mailboxes
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +63,7 @@ class CampaignState:
     daily_cap: int | None = None
     sent_today: int = 0  # cold sends of this campaign in its local day
     mailbox_ids: frozenset[int] = frozenset()  # mailboxes it may use
+    workspace_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +75,7 @@ class MailboxState:
     usage: MailboxUsage
     timezone: str = "UTC"  # the zone its sending day is counted in
     active: bool = True
+    shared: tuple[str, ...] = ()  # keys of the shared caps it draws on (domain, tenant)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +88,7 @@ class DueEnrollment:
     due_at: datetime
     mailbox_id: int | None  # the thread's mailbox once step 1 went out
     lead_timezone: str | None = None
+    recipient_domain: str = ""  # the lead's address domain, for recipient-domain caps
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,83 +114,252 @@ class Plan:
             self.wake_at = when
 
 
+@dataclass(slots=True)
+class _Box:
+    """A mailbox's figures for this tick, computed once."""
+
+    state: MailboxState
+    day: date
+    day_start: datetime
+    midnight: datetime
+    cap: int
+    admission: Admission | None = None
+
+    @property
+    def remaining(self) -> int:
+        return self.cap - self.state.usage.cold_today
+
+
+# What a check says about one candidate mailbox for one enrollment.
+_OK, _SKIP, _DROP, _CLOSE = range(4)
+# _SKIP: not for this enrollment; _DROP: not for this campaign this tick;
+# _CLOSE: not for anything this tick.
+
+
+class _Planner:
+    """One call of :func:`plan_sends`: the tick's counters and the checks that read them."""
+
+    def __init__(
+        self,
+        now: datetime,
+        campaigns: Sequence[CampaignState],
+        mailboxes: Sequence[MailboxState],
+        fleet: FleetState,
+    ) -> None:
+        self.now = now
+        self.plan = Plan()
+        self.fleet = fleet
+        self.campaigns = {c.campaign_id: c for c in campaigns}
+        self.boxes: dict[int, _Box] = {}
+        for m in mailboxes:
+            day, midnight = local_day(now, m.timezone)
+            self.boxes[m.mailbox_id] = _Box(
+                m, day, midnight - timedelta(days=1), midnight, cold_cap_for_day(m.policy, day)
+            )
+        self.closed: set[int] = set()  # used this tick, or refused for any send
+        self.campaign_sent = {c.campaign_id: c.sent_today for c in campaigns}
+        self.shared_used = {key: cap.used for key, cap in fleet.caps.items()}
+        self.domain_sent = dict(fleet.recipient_domains)
+        self.order: dict[int, list[_Box]] = {}
+
+    # -- candidates ------------------------------------------------------------------------
+
+    def candidates(self, campaign: CampaignState) -> list[_Box]:
+        """The campaign's mailboxes, most capacity left first (built once a tick)."""
+        order = self.order.get(campaign.campaign_id)
+        if order is None:
+            order = sorted(
+                (self.boxes[i] for i in campaign.mailbox_ids if i in self.boxes),
+                key=lambda b: (-b.remaining, b.state.usage.cold_today, b.state.mailbox_id),
+            )
+            self.order[campaign.campaign_id] = order
+        return order
+
+    def admission(self, box: _Box) -> Admission:
+        if box.admission is None:
+            box.admission = admit(
+                box.state.policy,
+                box.state.usage,
+                self.now,
+                local_day=box.day,
+                next_local_midnight=box.midnight,
+            )
+        return box.admission
+
+    def check(
+        self, box: _Box, item: DueEnrollment, span: tuple[datetime, datetime], reasons: list[str]
+    ) -> int:
+        """Whether ``box`` may send ``item`` now; on refusal, the reason goes to ``reasons``."""
+        state = box.state
+        name = f"mailbox {state.mailbox_id}"
+        if state.mailbox_id in self.closed:
+            reasons.append(f"{name} is busy or refused this tick")
+            return _CLOSE
+        if not state.active:
+            reasons.append(f"{name} is not active")
+            self.closed.add(state.mailbox_id)
+            return _CLOSE
+        verdict = self.admission(box)
+        if not verdict.ok:
+            reasons.append(f"{name}: {verdict.reason}")
+            self.plan._wake(verdict.retry_at)
+            self.closed.add(state.mailbox_id)
+            return _CLOSE
+        domain = item.recipient_domain
+        if not recipient_domain_room(state.policy, state.usage, domain):
+            reasons.append(
+                f"{name}: {state.policy.recipient_domain_daily} cold sends to {domain} today"
+            )
+            self.plan._wake(box.midnight)
+            return _SKIP
+        for key in state.shared:
+            cap = self.fleet.caps.get(key)
+            if cap is not None and self.shared_used[key] >= cap.limit:
+                reasons.append(f"{name}: {cap.label} reached {cap.limit} in 24 hours")
+                self.plan._wake(cap.retry_at)
+                self.closed.add(state.mailbox_id)
+                return _CLOSE
+        if not state.policy.pace:
+            return _OK
+        opens, closes = max(span[0], box.day_start), min(span[1], box.midnight)
+        ready = paced_at(
+            last_cold_at=state.usage.last_cold_at,
+            remaining=box.remaining,
+            opens=opens,
+            closes=closes,
+            jitter=stable_fraction(state.mailbox_id, "pace", state.usage.last_send_id),
+        )
+        if ready > self.now:
+            reasons.append(f"{name} is paced: next cold send at {ready:%H:%M} UTC")
+            self.plan._wake(ready)
+            return _DROP
+        return _OK
+
+    # -- one enrollment ---------------------------------------------------------------------
+
+    def campaign_refusal(
+        self, campaign: CampaignState, item: DueEnrollment
+    ) -> tuple[str, tuple[datetime, datetime] | None]:
+        """Why the campaign itself cannot send ``item`` now ("" if it can), and its open span."""
+        tz = item.lead_timezone if campaign.use_lead_timezone else None
+        span = campaign.window.open_span(self.now, tz)
+        if span is None:
+            self.plan._wake(campaign.window.next_open(self.now, tz))
+            return "outside the sending window", None
+        cap = campaign.daily_cap
+        if cap is not None:
+            sent = self.campaign_sent[campaign.campaign_id]
+            if sent >= cap:
+                self.plan._wake(local_day(self.now, campaign.window.timezone)[1])
+                return "campaign daily cap reached", None
+            if not campaign.use_lead_timezone:
+                opens, closes = span
+                if sent >= paced_allowance(cap=cap, opens=opens, closes=closes, now=self.now):
+                    grows = allowance_grows_at(cap=cap, sent=sent, opens=opens, closes=closes)
+                    self.plan._wake(max(grows, self.now + timedelta(seconds=1)))
+                    return f"campaign paced: {sent} of {cap} sent so far today", None
+        limit = self.fleet.policy.recipient_domain_per_workspace
+        domain = item.recipient_domain
+        if (
+            limit is not None
+            and domain
+            and domain not in self.fleet.policy.exempt_domains
+            and self.domain_sent.get((campaign.workspace_id, domain), 0) >= limit
+        ):
+            return f"{limit} cold sends to {domain} in 24 hours (workspace cap)", None
+        return "", span
+
+    def place(self, item: DueEnrollment) -> None:
+        campaign = self.campaigns.get(item.campaign_id)
+        if campaign is None:
+            return
+        refusal, span = self.campaign_refusal(campaign, item)
+        if span is None:
+            self.plan.waiting[item.enrollment_id] = refusal
+            return
+        reasons: list[str] = []
+        chosen: _Box | None = None
+        if item.mailbox_id is not None:
+            # A follow-up stays in its thread; a first step queued for one mailbox (a
+            # recipient-side retry: greylisting expects the same sender back) waits for it.
+            box = self.boxes.get(item.mailbox_id)
+            if box is None or (item.step == 1 and item.mailbox_id not in campaign.mailbox_ids):
+                reasons.append(f"its mailbox {item.mailbox_id} is not available")
+            elif self.check(box, item, span, reasons) == _OK:
+                chosen = box
+        else:
+            chosen = self.first_step_mailbox(campaign, item, span, reasons)
+        if chosen is None:
+            shown = reasons[:MAX_REASONS]
+            if len(reasons) > MAX_REASONS:
+                shown.append(f"{len(reasons) - MAX_REASONS} more mailboxes refused")
+            self.plan.waiting[item.enrollment_id] = "; ".join(shown) or "no mailbox can send it"
+            return
+        self.take(chosen, campaign, item)
+
+    def first_step_mailbox(
+        self,
+        campaign: CampaignState,
+        item: DueEnrollment,
+        span: tuple[datetime, datetime],
+        reasons: list[str],
+    ) -> _Box | None:
+        """The campaign mailbox with the most capacity left that may send ``item`` now.
+
+        Mailboxes refused for the whole campaign are dropped from its list as they are
+        met, so a tick costs about one pass over the fleet however many are due.
+        """
+        order = self.candidates(campaign)
+        kept: list[_Box] = []
+        chosen: _Box | None = None
+        index = 0
+        while index < len(order):
+            box = order[index]
+            index += 1
+            verdict = self.check(box, item, span, reasons)
+            if verdict == _OK:
+                chosen = box
+                break
+            if verdict == _SKIP or (verdict == _DROP and campaign.use_lead_timezone):
+                kept.append(box)  # a pace depends on the lead's window, not the campaign's
+        self.order[campaign.campaign_id] = kept + order[index:]
+        return chosen
+
+    def take(self, box: _Box, campaign: CampaignState, item: DueEnrollment) -> None:
+        mailbox_id = box.state.mailbox_id
+        self.closed.add(mailbox_id)
+        self.campaign_sent[campaign.campaign_id] += 1
+        for key in box.state.shared:
+            if key in self.shared_used:
+                self.shared_used[key] += 1
+        if item.recipient_domain:
+            key2 = (campaign.workspace_id, item.recipient_domain)
+            self.domain_sent[key2] = self.domain_sent.get(key2, 0) + 1
+        self.plan.sends.append(
+            PlannedSend(item.enrollment_id, item.campaign_id, item.step, mailbox_id)
+        )
+
+
 def plan_sends(
     now: datetime,
     campaigns: Sequence[CampaignState],
     mailboxes: Sequence[MailboxState],
     due: Sequence[DueEnrollment],
+    fleet: FleetState | None = None,
 ) -> Plan:
-    """Choose the sends to make at ``now``: at most one per mailbox, each admitted.
+    """Choose the sends to make at ``now``: at most one per mailbox, each admitted by every rule.
 
-    Follow-ups go first (finishing a thread beats opening a new one) and only
-    from their thread's mailbox; a first step goes to the eligible mailbox with
-    the fewest cold sends today, so volume rotates evenly across the fleet.
+    Follow-ups go first (finishing a thread beats opening a new one) and only from
+    their thread's mailbox; a first step goes to the eligible mailbox with the most
+    cold capacity left today, so volume rotates across the fleet by what is left.
     """
-    plan = Plan()
-    by_campaign = {c.campaign_id: c for c in campaigns}
-    boxes = {m.mailbox_id: m for m in mailboxes}
-    used: set[int] = set()
-    cold_today = {m.mailbox_id: m.usage.cold_today for m in mailboxes}
-    campaign_sent = {c.campaign_id: c.sent_today for c in campaigns}
-    admissions: dict[int, Admission] = {}
-
-    def admission(box: MailboxState) -> Admission:
-        if box.mailbox_id not in admissions:
-            day, midnight = local_day(now, box.timezone)
-            admissions[box.mailbox_id] = admit(
-                box.policy, box.usage, now, local_day=day, next_local_midnight=midnight
-            )
-        return admissions[box.mailbox_id]
-
+    planner = _Planner(now, campaigns, mailboxes, fleet or FleetState())
     ordered = sorted(due, key=lambda d: (d.step == 1, d.due_at, d.enrollment_id))
     for item in ordered:
-        if len(used) + sum(not a.ok for a in admissions.values()) >= len(boxes):
+        if len(planner.closed) >= len(planner.boxes):
             break  # every mailbox is busy or refused: nothing else can go out this tick
-        campaign = by_campaign.get(item.campaign_id)
-        if campaign is None:
-            continue
-        tz = item.lead_timezone if campaign.use_lead_timezone else None
-        if not campaign.window.is_open(now, tz):
-            plan.waiting[item.enrollment_id] = "outside the sending window"
-            plan._wake(campaign.window.next_open(now, tz))
-            continue
-        if campaign.daily_cap is not None and campaign_sent[item.campaign_id] >= campaign.daily_cap:
-            plan.waiting[item.enrollment_id] = "campaign daily cap reached"
-            plan._wake(local_day(now, campaign.window.timezone)[1])
-            continue
-        if item.mailbox_id is not None and item.step > 1:
-            candidates = [boxes[item.mailbox_id]] if item.mailbox_id in boxes else []
-        else:
-            candidates = [
-                boxes[i]
-                for i in sorted(campaign.mailbox_ids)
-                if i in boxes and (item.mailbox_id is None or i == item.mailbox_id)
-            ]
-        chosen: MailboxState | None = None
-        reasons: list[str] = []
-        for box in sorted(candidates, key=lambda b: (cold_today[b.mailbox_id], b.mailbox_id)):
-            if not box.active:
-                reasons.append(f"mailbox {box.mailbox_id} is not active")
-                continue
-            if box.mailbox_id in used:
-                reasons.append(f"mailbox {box.mailbox_id} already sends this tick")
-                continue
-            verdict = admission(box)
-            if not verdict.ok:
-                reasons.append(f"mailbox {box.mailbox_id}: {verdict.reason}")
-                plan._wake(verdict.retry_at)
-                continue
-            chosen = box
-            break
-        if chosen is None:
-            plan.waiting[item.enrollment_id] = "; ".join(reasons) or "no mailbox can send it"
-            continue
-        used.add(chosen.mailbox_id)
-        cold_today[chosen.mailbox_id] += 1
-        campaign_sent[item.campaign_id] += 1
-        plan.sends.append(
-            PlannedSend(item.enrollment_id, item.campaign_id, item.step, chosen.mailbox_id)
-        )
+        planner.place(item)
+    plan = planner.plan
     if plan.sends:
         # A mailbox that sent this tick is next free after its gap; ask again then.
         plan._wake(now)

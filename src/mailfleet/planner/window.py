@@ -33,6 +33,20 @@ class SendingWindow:
         minute = local.hour * 60 + local.minute
         return local.isoweekday() in self.days and self.start_minute <= minute < self.end_minute
 
+    def open_span(self, now: datetime, tz: str | None = None) -> tuple[datetime, datetime] | None:
+        """The [opens, closes) interval of today's window containing ``now``, or None if shut."""
+        zone = self.zone(tz)
+        local = now.astimezone(zone)
+        minute = local.hour * 60 + local.minute
+        if local.isoweekday() not in self.days or not (
+            self.start_minute <= minute < self.end_minute
+        ):
+            return None
+        day = local.date()
+        opens = _at_minute(day, self.start_minute, zone).astimezone(UTC)
+        closes = _at_minute(day, self.end_minute, zone).astimezone(UTC)
+        return opens, closes
+
     def next_open(self, now: datetime, tz: str | None = None) -> datetime:
         """The first instant at or after ``now`` when the window is open."""
         zone = self.zone(tz)

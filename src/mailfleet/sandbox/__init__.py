@@ -22,7 +22,13 @@ from mailfleet.sandbox.mailstore import (
     MailStore,
     StoredMessage,
 )
-from mailfleet.sandbox.prospects import ProspectDelivery, ProspectSimulator
+from mailfleet.sandbox.prospects import (
+    Answer,
+    AnswerShares,
+    Fate,
+    ProspectDelivery,
+    ProspectSimulator,
+)
 from mailfleet.sandbox.replies import Reply
 from mailfleet.sandbox.smtp import Principal, SubmissionServer
 from mailfleet.sandbox.tls import TlsMaterial, client_context, create_tls_material
@@ -46,7 +52,10 @@ __all__ = [
     "NO_LIMITS",
     "SENT_ITEMS",
     "AccessToken",
+    "Answer",
+    "AnswerShares",
     "Directory",
+    "Fate",
     "FaultSpec",
     "ImapServer",
     "Introspection",

@@ -22,6 +22,7 @@ import base64
 import binascii
 import collections
 import logging
+import re
 import ssl
 from argparse import Namespace
 from collections.abc import Sequence
@@ -65,6 +66,29 @@ from mailfleet.sandbox.mailstore import MailStore
 from mailfleet.sandbox.tokens import TokenService
 
 log = logging.getLogger(__name__)
+
+
+class _RedactCredentials(logging.Filter):
+    """Keeps pymap's DEBUG wire log (every line received) free of passwords and tokens."""
+
+    _COMMAND = re.compile(r"^(\S+ (?:AUTHENTICATE \S+|LOGIN \S+)) \S.*$", re.IGNORECASE)
+    _SASL = re.compile(r"^[A-Za-z0-9+/=]{16,}$")  # a SASL response sent on its own line
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not isinstance(record.args, tuple) or len(record.args) != 2:
+            return True
+        line = str(record.args[1]).rstrip("\r\n")
+        redacted = self._COMMAND.sub(r"\1 [redacted]", line)
+        if self._SASL.match(redacted):
+            redacted = "[redacted]"
+        if redacted != line:
+            record.args = (record.args[0], redacted)
+        return True
+
+
+_WIRE_LOG = logging.getLogger("pymap.imap")
+if not any(isinstance(f, _RedactCredentials) for f in _WIRE_LOG.filters):
+    _WIRE_LOG.addFilter(_RedactCredentials())
 
 GREETING = b"The Microsoft Exchange IMAP4 service is ready."
 """Exchange's greeting text; the real one appends a bracketed base64 server id."""

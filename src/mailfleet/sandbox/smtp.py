@@ -19,6 +19,7 @@ import json
 import logging
 import secrets
 import ssl
+import warnings
 from base64 import b64decode
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -376,6 +377,9 @@ class SubmissionServer:
         self.clock = clock
         self.plaintext = plaintext
         """Benchmark/test only: no STARTTLS and AUTH over plaintext (always on loopback)."""
+        if plaintext:
+            # aiosmtpd warns on every session that AUTH without TLS is risky: here it is the point.
+            warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS", UserWarning)
         self.directory = directory
         self.tokens = tokens
         self.tls_context = tls_context

@@ -258,6 +258,17 @@ class TokenService:
         """Forget ``token``: it is unknown from now on."""
         self._tokens.pop(token, None)
 
+    def revoke_app_tokens(self, tenant: str, client_id: str) -> int:
+        """Forget every token issued to app ``client_id`` of ``tenant``; return how many."""
+        doomed = [
+            value
+            for value, issued in self._tokens.items()
+            if issued.tenant == tenant and issued.client_id == client_id
+        ]
+        for value in doomed:
+            del self._tokens[value]
+        return len(doomed)
+
     def lookup(self, token: str) -> AccessToken | None:
         """The issued token with this value, expired or not."""
         return self._tokens.get(token)

@@ -12,7 +12,7 @@ from mailfleet.sandbox.behaviour import MailboxBehaviour, Submission
 from mailfleet.sandbox.directory import Directory, SandboxMailbox
 from mailfleet.sandbox.imap import ImapServer
 from mailfleet.sandbox.limits import MICROSOFT_365_LIMITS, NO_LIMITS, SubmissionLimits
-from mailfleet.sandbox.mailstore import INBOX, SENT_ITEMS, MailStore
+from mailfleet.sandbox.mailstore import INBOX, JUNK, SENT_ITEMS, MailStore
 from mailfleet.sandbox.prospects import ProspectSimulator
 from mailfleet.sandbox.smtp import SubmissionServer
 from mailfleet.sandbox.tls import TlsMaterial, create_tls_material
@@ -179,6 +179,24 @@ class Sandbox:
             received_at=now,
             flags={"\\Seen"},
         )
+
+    def release_answers(self, now: datetime | None = None) -> int:
+        """File the prospects' answers due by ``now`` (the clock's time) in the senders' folders.
+
+        Replies, out-of-office answers and bounces go to the sending mailbox's INBOX,
+        or its Junk folder for the share the simulator files there.
+        """
+        answers = self.prospects.due(now or self.clock.now())
+        for answer in answers:
+            self.store.append(
+                answer.mailbox,
+                JUNK if answer.junk else INBOX,
+                answer.raw,
+                sender=answer.prospect,
+                recipients=[answer.mailbox],
+                received_at=answer.at,
+            )
+        return len(answers)
 
     # -- lifecycle ------------------------------------------------------------------------
 

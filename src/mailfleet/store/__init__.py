@@ -1,6 +1,7 @@
 """The store: tables, migrations and the database connection (SQLite or PostgreSQL)."""
 
 from mailfleet.store.db import Database, upgrade
+from mailfleet.store.inbox import InboundMessage, MailboxFolderState, Pop3Seen
 from mailfleet.store.models import (
     Base,
     Campaign,
@@ -30,10 +31,13 @@ __all__ = [
     "Enrollment",
     "EnrollmentStatus",
     "Event",
+    "InboundMessage",
     "Lead",
     "Mailbox",
+    "MailboxFolderState",
     "MailboxLease",
     "MailboxStatus",
+    "Pop3Seen",
     "Send",
     "SendKind",
     "SendStatus",

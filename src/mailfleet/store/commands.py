@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailfleet.campaigns import CampaignSpec, WindowSpec
 from mailfleet.leads import ParsedLead
+from mailfleet.store.imports import BATCH, insert_rows
 from mailfleet.store.models import (
     Campaign,
     CampaignStatus,
@@ -52,20 +53,25 @@ def campaign_from_spec(workspace_id: int, spec: CampaignSpec, now: datetime) -> 
         use_lead_timezone=spec.use_lead_timezone,
         daily_cap=spec.daily_cap,
         mailbox_tags=list(spec.mailbox_tags),
-        settings={"fields": list(spec.fields)},
+        settings={
+            "fields": list(spec.fields),
+            "mailboxes": list(spec.mailboxes),
+            "stop": spec.stop.model_dump(),
+        },
         created_at=now,
     )
     for position, step in enumerate(spec.steps, start=1):
+        variants = [v.model_dump() for v in step.resolved_variants()]
         campaign.steps.append(
             Step(
                 position=position,
                 delay_days=step.delay_days,
                 business_days=step.business_days,
                 subject=step.subject,
-                body_text=step.body,
+                body_text=step.body if step.body is not None else variants[0]["body"],
                 body_html=step.html,
                 threaded=step.threaded,
-                variants={},
+                variants={"variants": variants} if variants else {},
             )
         )
     return campaign
@@ -103,35 +109,53 @@ async def store_leads(
             )
         ).all()
     }
-    fresh: list[Lead] = []
+    fresh: list[ParsedLead] = []
     for lead in leads:
         domain = lead.email_normalized.rpartition("@")[2]
         if ("email", lead.email_normalized) in suppressed or ("domain", domain) in suppressed:
             report.skipped.append(f"{source} row {lead.row}: {lead.email} is suppressed")
             continue
         if lead.email_normalized in existing:
-            report.existing += 1
-            report.lead_ids.append(existing[lead.email_normalized])
+            if existing[lead.email_normalized] > 0:
+                report.existing += 1
+                report.lead_ids.append(existing[lead.email_normalized])
             continue
-        row = Lead(
-            workspace_id=workspace_id,
-            email=lead.email,
-            email_normalized=lead.email_normalized,
-            first_name=lead.first_name,
-            last_name=lead.last_name,
-            company=lead.company,
-            title=lead.title,
-            timezone=lead.timezone,
-            fields=dict(lead.fields),
-            source=f"{source} row {lead.row}",
-            created_at=now,
-        )
-        fresh.append(row)
+        fresh.append(lead)
         existing[lead.email_normalized] = -1
-    session.add_all(fresh)
-    await session.flush()
+    if fresh:
+        for start in range(0, len(fresh), BATCH):
+            await insert_rows(
+                session,
+                Lead.__table__,
+                {"workspace_id": workspace_id, "created_at": now},
+                [
+                    {
+                        "email": lead.email,
+                        "email_normalized": lead.email_normalized,
+                        "email_domain": lead.email_normalized.rpartition("@")[2],
+                        "first_name": lead.first_name,
+                        "last_name": lead.last_name,
+                        "company": lead.company,
+                        "title": lead.title,
+                        "timezone": lead.timezone,
+                        "fields": dict(lead.fields),
+                        "source": f"{source} row {lead.row}",
+                    }
+                    for lead in fresh[start : start + BATCH]
+                ],
+            )
+        ids: dict[str, int] = {}
+        addresses = [lead.email_normalized for lead in fresh]
+        for start in range(0, len(addresses), 500):
+            rows = await session.execute(
+                select(Lead.email_normalized, Lead.id).where(
+                    Lead.workspace_id == workspace_id,
+                    Lead.email_normalized.in_(addresses[start : start + 500]),
+                )
+            )
+            ids.update({email: lead_id for email, lead_id in rows.all()})
+        report.lead_ids.extend(ids[address] for address in addresses)
     report.created = len(fresh)
-    report.lead_ids.extend(row.id for row in fresh)
     return report
 
 
@@ -146,25 +170,23 @@ async def enroll(
             )
         ).all()
     )
-    added = 0
-    for lead_id in dict.fromkeys(lead_ids):
-        if lead_id in present:
-            continue
-        session.add(
-            Enrollment(
-                campaign_id=campaign.id,
-                lead_id=lead_id,
-                status=EnrollmentStatus.ACTIVE,
-                next_step=1,
-                next_due_at=now,
-                references=[],
-                created_at=now,
-                updated_at=now,
-            )
+    new = [lead_id for lead_id in dict.fromkeys(lead_ids) if lead_id not in present]
+    for start in range(0, len(new), BATCH):
+        await insert_rows(
+            session,
+            Enrollment.__table__,
+            {
+                "campaign_id": campaign.id,
+                "status": EnrollmentStatus.ACTIVE.value,
+                "next_step": 1,
+                "next_due_at": now,
+                "references": [],
+                "created_at": now,
+                "updated_at": now,
+            },
+            [{"lead_id": lead_id} for lead_id in new[start : start + BATCH]],
         )
-        added += 1
-    await session.flush()
-    return added
+    return len(new)
 
 
 @dataclass(frozen=True, slots=True)

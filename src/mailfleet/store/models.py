@@ -67,6 +67,16 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _domain_of(column: str) -> Any:
+    """A column default: the domain of the address in ``column`` of the row being inserted."""
+
+    def default(context: Any) -> str | None:
+        address = context.get_current_parameters().get(column)
+        return address.rpartition("@")[2].strip().lower() if address else None
+
+    return default
+
+
 class Base(DeclarativeBase):
     """Declarative base with a naming convention so migrations name constraints."""
 
@@ -110,15 +120,21 @@ class EnrollmentStatus(enum.StrEnum):
 class SendStatus(enum.StrEnum):
     """The durable state of one message.
 
-    ``claimed`` is written and committed before the connection opens; exactly
-    one of ``sent``, ``failed``, ``deferred`` or ``unknown`` follows.
+    ``planned`` → ``claimed`` → ``submitting`` → ``sent`` | ``deferred`` (retry at the
+    enrollment's ``next_due_at``) | ``failed`` | ``unknown``. A plan lives in memory
+    only; ``claimed`` (with the Message-ID) is committed before any connection opens,
+    and ``submitting`` is committed just before this message's connection opens, so
+    after a crash a ``claimed`` row was certainly not handed to a server while a
+    ``submitting`` one may have been: both are looked up in the mailbox's Sent folder
+    before anything else happens to them (see ``engine.reconcile``).
     """
 
     CLAIMED = "claimed"
+    SUBMITTING = "submitting"  # committed just before the connection opens
     SENT = "sent"  # the server accepted it (250 after DATA)
     DEFERRED = "deferred"  # refused for now; the enrollment will be planned again
     FAILED = "failed"  # refused for good
-    UNKNOWN = "unknown"  # the connection died after DATA: reconcile, never resend blindly
+    UNKNOWN = "unknown"  # may have been accepted: reconcile, never resend blindly
 
 
 class SendKind(enum.StrEnum):
@@ -155,6 +171,8 @@ class Domain(Base):
     provider: Mapped[str] = mapped_column(String(32))  # microsoft365, google, generic
     tenant: Mapped[str | None] = mapped_column(String(200))
     forward_url: Mapped[str | None] = mapped_column(String(2000))
+    # Cold sends of all its mailboxes together in a rolling 24 hours; None: no such cap.
+    daily_cap: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime]
 
     workspace: Mapped[Workspace] = relationship(back_populates="domains")
@@ -181,6 +199,10 @@ class Mailbox(Base):
     imap_host: Mapped[str | None] = mapped_column(String(253))
     imap_port: Mapped[int | None] = mapped_column(Integer)
     imap_security: Mapped[str | None] = mapped_column(String(16))
+    # POP3 (implicit TLS), read when the mailbox has no IMAP host.
+    pop3_host: Mapped[str | None] = mapped_column(String(253))
+    pop3_port: Mapped[int | None] = mapped_column(Integer)
+    pop3_security: Mapped[str | None] = mapped_column(String(16))
     ca_file: Mapped[str | None] = mapped_column(String(1000))
     # Authentication: kind plus an encrypted blob the transport understands.
     auth_kind: Mapped[str] = mapped_column(String(32))  # oauth2_client, oauth2_delegated, password
@@ -193,7 +215,10 @@ class Mailbox(Base):
     max_per_minute: Mapped[int | None] = mapped_column(Integer)
     ramp_start: Mapped[date | None] = mapped_column(Date)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")  # its sending day
+    # Warmup runs for it, and its cold sends keep to warmup_ratio warmup sends each per
+    # day (None: the default, 2). Turning warmup off lifts the ratio rule, explicitly.
     warmup_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    warmup_ratio: Mapped[float | None] = mapped_column(Float)
     tags: Mapped[list[str]] = mapped_column(default=list)
     status: Mapped[str] = mapped_column(String(16), default=MailboxStatus.ACTIVE)
     status_reason: Mapped[str | None] = mapped_column(Text)
@@ -262,12 +287,19 @@ class Lead(Base):
     """A prospect, unique per workspace by normalised address."""
 
     __tablename__ = "lead"
-    __table_args__ = (UniqueConstraint("workspace_id", "email_normalized"),)
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "email_normalized"),
+        Index("ix_lead_workspace_domain", "workspace_id", "email_domain"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
     email: Mapped[str] = mapped_column(String(320))
     email_normalized: Mapped[str] = mapped_column(String(320))
+    # For company stops and recipient-domain caps; filled from the address when not given.
+    email_domain: Mapped[str | None] = mapped_column(
+        String(253), default=_domain_of("email_normalized")
+    )
     first_name: Mapped[str | None] = mapped_column(String(200))
     last_name: Mapped[str | None] = mapped_column(String(200))
     company: Mapped[str | None] = mapped_column(String(300))
@@ -285,6 +317,7 @@ class Enrollment(Base):
     __table_args__ = (
         UniqueConstraint("campaign_id", "lead_id"),
         Index("ix_enrollment_due", "status", "next_due_at"),
+        Index("ix_enrollment_lead", "lead_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -310,6 +343,7 @@ class Send(Base):
     __table_args__ = (
         Index("ix_send_mailbox_time", "mailbox_id", "claimed_at"),
         Index("ix_send_status", "status"),
+        Index("ix_send_recipient_domain", "recipient_domain", "claimed_at"),
         # A step is sent to an enrollment at most once (exactly-once, in SQL).
         UniqueConstraint("enrollment_id", "step_position", name="uq_send_enrollment_step"),
     )
@@ -328,6 +362,9 @@ class Send(Base):
     in_reply_to: Mapped[str | None] = mapped_column(String(998))
     from_address: Mapped[str] = mapped_column(String(320))
     to_address: Mapped[str] = mapped_column(String(320))
+    recipient_domain: Mapped[str | None] = mapped_column(
+        String(253), default=_domain_of("to_address")
+    )
     recipients: Mapped[int] = mapped_column(Integer, default=1)
     subject: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default=SendStatus.CLAIMED)
@@ -339,6 +376,8 @@ class Send(Base):
     reply_text: Mapped[str | None] = mapped_column(Text)
     outcome: Mapped[str | None] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)
+    # When its Message-ID was last looked up in the mailbox's Sent folder.
+    reconciled_at: Mapped[datetime | None]
 
 
 class Event(Base):

@@ -9,10 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, and_, case, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Bundle
 
+from mailfleet.planner.window import local_day
+from mailfleet.readiness import LaunchFacts, MailboxFacts
 from mailfleet.store.models import (
     Campaign,
     CampaignStatus,
@@ -21,6 +25,7 @@ from mailfleet.store.models import (
     Event,
     Lead,
     Mailbox,
+    MailboxStatus,
     Send,
     SendKind,
     SendStatus,
@@ -28,7 +33,9 @@ from mailfleet.store.models import (
 )
 
 # Sends that count against a provider's limits: accepted, possibly accepted, or in flight.
-COUNTED = (SendStatus.SENT, SendStatus.UNKNOWN, SendStatus.CLAIMED)
+COUNTED = (SendStatus.SENT, SendStatus.UNKNOWN, SendStatus.CLAIMED, SendStatus.SUBMITTING)
+IN_FLIGHT = (SendStatus.CLAIMED, SendStatus.SUBMITTING)
+CHUNK = 500  # ids per IN (...) list: far below every backend's parameter limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +50,10 @@ class UsageCounts:
     oldest_in_24h: datetime | None
     last_send_at: datetime | None
     last_send_id: int
+    warmup_today: int = 0  # accepted warmup sends since the local day began
+    last_cold_at: datetime | None = None
+    cold_24h: int = 0
+    oldest_cold_24h: datetime | None = None
 
 
 async def workspace_by_slug(session: AsyncSession, slug: str) -> Workspace | None:
@@ -90,6 +101,129 @@ async def usage_counts(
     )
 
 
+async def usage_by_mailbox(
+    session: AsyncSession, mailboxes: Sequence[Mailbox], now: datetime
+) -> dict[int, UsageCounts]:
+    """:func:`usage_counts` for many mailboxes in a few grouped queries.
+
+    One query per timezone among the mailboxes (their local days start at different
+    instants) and per :data:`CHUNK` of them, instead of two queries per mailbox.
+    """
+    by_zone: dict[str, list[int]] = {}
+    for box in mailboxes:
+        by_zone.setdefault(box.timezone, []).append(box.id)
+    since_day = now - timedelta(days=1)
+    since_minute = now - timedelta(minutes=1)
+    cold = Send.kind == SendKind.COLD
+    out: dict[int, UsageCounts] = {}
+    for zone, ids in by_zone.items():
+        day_start = local_day(now, zone)[1] - timedelta(days=1)
+        start = min(since_day, day_start)
+        for offset in range(0, len(ids), CHUNK):
+            rows = await session.execute(
+                select(
+                    Send.mailbox_id,
+                    func.count().filter(Send.claimed_at >= since_day),
+                    func.coalesce(
+                        func.sum(Send.recipients).filter(Send.claimed_at >= since_day), 0
+                    ),
+                    func.min(Send.claimed_at).filter(Send.claimed_at >= since_day),
+                    func.count().filter(Send.claimed_at >= since_minute),
+                    func.min(Send.claimed_at).filter(Send.claimed_at >= since_minute),
+                    func.count().filter(and_(Send.claimed_at >= day_start, cold)),
+                    func.max(Send.claimed_at),
+                    func.max(Send.id),
+                    func.count().filter(
+                        and_(
+                            Send.claimed_at >= day_start,
+                            Send.kind == SendKind.WARMUP,
+                            Send.status == SendStatus.SENT,
+                        )
+                    ),
+                    func.max(Send.claimed_at).filter(cold),
+                    func.count().filter(and_(Send.claimed_at >= since_day, cold)),
+                    func.min(Send.claimed_at).filter(and_(Send.claimed_at >= since_day, cold)),
+                )
+                .where(
+                    Send.mailbox_id.in_(ids[offset : offset + CHUNK]),
+                    Send.status.in_(COUNTED),
+                    Send.claimed_at >= start,
+                )
+                .group_by(Send.mailbox_id)
+            )
+            for row in rows.all():
+                out[int(row[0])] = UsageCounts(
+                    cold_today=int(row[6]),
+                    messages_last_minute=int(row[4]),
+                    oldest_in_last_minute=_aware(row[5]),
+                    messages_24h=int(row[1]),
+                    recipients_24h=int(row[2]),
+                    oldest_in_24h=_aware(row[3]),
+                    last_send_at=_aware(row[7]),
+                    last_send_id=int(row[8] or 0),
+                    warmup_today=int(row[9]),
+                    last_cold_at=_aware(row[10]),
+                    cold_24h=int(row[11]),
+                    oldest_cold_24h=_aware(row[12]),
+                )
+    empty = UsageCounts(0, 0, None, 0, 0, None, None, 0)
+    return {box.id: out.get(box.id, empty) for box in mailboxes}
+
+
+async def cold_by_recipient_domain(
+    session: AsyncSession, mailboxes: Sequence[Mailbox], domains: Iterable[str], now: datetime
+) -> dict[int, dict[str, int]]:
+    """Cold sends of each mailbox's local day per recipient domain, for ``domains`` only."""
+    wanted = sorted(set(d for d in domains if d))
+    out: dict[int, dict[str, int]] = {}
+    if not wanted:
+        return out
+    by_zone: dict[str, list[int]] = {}
+    for box in mailboxes:
+        by_zone.setdefault(box.timezone, []).append(box.id)
+    for zone, ids in by_zone.items():
+        day_start = local_day(now, zone)[1] - timedelta(days=1)
+        for offset in range(0, len(wanted), CHUNK):
+            rows = await session.execute(
+                select(Send.mailbox_id, Send.recipient_domain, func.count())
+                .where(
+                    Send.recipient_domain.in_(wanted[offset : offset + CHUNK]),
+                    Send.claimed_at >= day_start,
+                    Send.kind == SendKind.COLD,
+                    Send.status.in_(COUNTED),
+                )
+                .group_by(Send.mailbox_id, Send.recipient_domain)
+            )
+            members = set(ids)
+            for mailbox_id, domain, count in rows.all():
+                if mailbox_id in members and domain:
+                    out.setdefault(int(mailbox_id), {})[str(domain)] = int(count)
+    return out
+
+
+async def recipient_domains_24h(
+    session: AsyncSession, workspace_ids: Iterable[int], domains: Iterable[str], now: datetime
+) -> dict[tuple[int, str], int]:
+    """Cold sends per (workspace, recipient domain) in the last 24 hours, for ``domains``."""
+    wanted = sorted(set(d for d in domains if d))
+    out: dict[tuple[int, str], int] = {}
+    for offset in range(0, len(wanted), CHUNK):
+        rows = await session.execute(
+            select(Send.workspace_id, Send.recipient_domain, func.count())
+            .where(
+                Send.workspace_id.in_(list(workspace_ids)),
+                Send.recipient_domain.in_(wanted[offset : offset + CHUNK]),
+                Send.claimed_at >= now - timedelta(days=1),
+                Send.kind == SendKind.COLD,
+                Send.status.in_(COUNTED),
+            )
+            .group_by(Send.workspace_id, Send.recipient_domain)
+        )
+        for workspace_id, domain, count in rows.all():
+            out[(int(workspace_id), str(domain))] = int(count)
+    return out
+
+
 def _aware(value: datetime | None) -> datetime | None:
     # Aggregates bypass the column type on SQLite, so re-attach UTC here.
     from datetime import UTC
@@ -114,20 +248,67 @@ async def active_campaigns(session: AsyncSession) -> Sequence[Campaign]:
     return result.all()
 
 
+DUE_ENROLLMENT: Bundle[Any] = Bundle(
+    "enrollment",
+    Enrollment.id,
+    Enrollment.campaign_id,
+    Enrollment.next_step,
+    Enrollment.next_due_at,
+    Enrollment.mailbox_id,
+)
+DUE_LEAD: Bundle[Any] = Bundle("lead", Lead.timezone, Lead.email_domain, Lead.email_normalized)
+
+
 def due_enrollments_query(
-    campaign_ids: Iterable[int], now: datetime, limit: int
-) -> Select[Enrollment, Lead]:
-    """Active enrollments whose next step is due, oldest first, with their leads."""
-    return (
-        select(Enrollment, Lead)
-        .join(Lead, Lead.id == Enrollment.lead_id)
-        .where(
-            Enrollment.campaign_id.in_(list(campaign_ids)),
-            Enrollment.status == EnrollmentStatus.ACTIVE,
-            Enrollment.next_due_at.is_not(None),
-            Enrollment.next_due_at <= now,
+    campaign_ids: Iterable[int], now: datetime, limit: int, *, per_mailbox: int = 10
+) -> Select[Any, Any]:
+    """Active enrollments whose next step is due, with the lead fields planning reads.
+
+    Follow-ups come first (finishing a thread beats opening one, as the planner
+    orders them), at most ``per_mailbox`` per thread mailbox, then first steps;
+    each oldest first, ``limit`` in all. Without the split, a backlog of first
+    steps due earlier would keep every follow-up out of the batch; without the
+    per-mailbox bound, one mailbox's backlog would crowd the others out.
+    Rows are ``(enrollment, lead)`` bundles of plain columns, not ORM objects:
+    thousands of entities per tick cost more than the rest of the tick.
+    """
+    ids = list(campaign_ids)
+    due = (
+        Enrollment.campaign_id.in_(ids),
+        Enrollment.status == EnrollmentStatus.ACTIVE,
+        Enrollment.next_due_at.is_not(None),
+        Enrollment.next_due_at <= now,
+    )
+    ranked = (
+        select(
+            Enrollment.id.label("id"),
+            func.row_number()
+            .over(
+                partition_by=Enrollment.mailbox_id,
+                order_by=(Enrollment.next_due_at, Enrollment.id),
+            )
+            .label("place"),
         )
+        .where(*due, Enrollment.next_step > 1)
+        .subquery()
+    )
+    first = (
+        select(Enrollment.id)
+        .where(*due, Enrollment.next_step == 1)
         .order_by(Enrollment.next_due_at, Enrollment.id)
+        .limit(limit)
+        .subquery()
+    )
+    chosen = union_all(select(ranked.c.id).where(ranked.c.place <= per_mailbox), select(first.c.id))
+    return (
+        select(DUE_ENROLLMENT, DUE_LEAD)
+        .join(Lead, Lead.id == Enrollment.lead_id)
+        .where(Enrollment.id.in_(chosen))
+        .order_by(
+            case((Enrollment.next_step == 1, 1), else_=0),
+            Enrollment.next_due_at,
+            Enrollment.id,
+        )
         .limit(limit)
     )
 
@@ -179,3 +360,65 @@ async def mailboxes_of(session: AsyncSession, workspace_id: int) -> Sequence[Mai
         select(Mailbox).where(Mailbox.workspace_id == workspace_id).order_by(Mailbox.address)
     )
     return result.all()
+
+
+async def selected_mailboxes(session: AsyncSession, campaign: Campaign) -> list[Mailbox]:
+    """The mailboxes of the campaign's workspace that its tags or address list select."""
+    from mailfleet.campaigns import selects_mailbox
+
+    listed = list((campaign.settings or {}).get("mailboxes") or [])
+    return [
+        m
+        for m in await mailboxes_of(session, campaign.workspace_id)
+        if selects_mailbox(campaign.mailbox_tags or [], listed, m.address, m.tags or [])
+    ]
+
+
+async def launch_facts(session: AsyncSession, campaign: Campaign, now: datetime) -> LaunchFacts:
+    """What :func:`mailfleet.readiness.assess` needs to know about ``campaign`` at ``now``."""
+    from mailfleet.limits import DEFAULT_WARMUP_RATIO
+
+    every = await mailboxes_of(session, campaign.workspace_id)
+    selected = await selected_mailboxes(session, campaign)
+    warmup = dict(
+        (
+            await session.execute(
+                select(Send.mailbox_id, func.count())
+                .where(
+                    Send.mailbox_id.in_([m.id for m in selected]),
+                    Send.kind == SendKind.WARMUP,
+                    Send.status == SendStatus.SENT,
+                    Send.claimed_at >= now - timedelta(days=1),
+                )
+                .group_by(Send.mailbox_id)
+            )
+        ).all()
+    )
+    enrolled = await session.scalar(
+        select(func.count()).where(
+            Enrollment.campaign_id == campaign.id, Enrollment.status == EnrollmentStatus.ACTIVE
+        )
+    )
+    addresses = {m.address.lower() for m in every}
+    tags = {t for m in every for t in (m.tags or [])}
+    listed = list((campaign.settings or {}).get("mailboxes") or [])
+    return LaunchFacts(
+        campaign=campaign.name,
+        status=campaign.status,
+        steps=len(campaign.steps),
+        mailboxes=tuple(
+            MailboxFacts(
+                address=m.address,
+                status=m.status,
+                active=m.status == MailboxStatus.ACTIVE
+                and (m.paused_until is None or m.paused_until <= now),
+                warmup_enabled=m.warmup_enabled is not False,
+                warmup_ratio=DEFAULT_WARMUP_RATIO if m.warmup_ratio is None else m.warmup_ratio,
+                warmup_24h=int(warmup.get(m.id, 0)),
+            )
+            for m in selected
+        ),
+        enrolled_active=int(enrolled or 0),
+        listed_missing=tuple(a for a in listed if a.lower() not in addresses),
+        tags_unmatched=tuple(t for t in (campaign.mailbox_tags or []) if t not in tags),
+    )

@@ -14,7 +14,7 @@ Two entry points:
     ``capabilities()``, ``login_xoauth2(user, token)`` / ``login_password(user,
     password)`` / ``login(user, tokens=…|password=…)``, ``list_folders()``,
     ``select(folder)``, ``uid_search(*criteria)``, ``uid_fetch(uids)``,
-    ``uid_store(uids, flags)``, ``uid_move(uids, folder)``, ``logout()``.
+    ``uid_store(uids, flags)``, ``uid_move(uids, folder)``, ``idle(seconds)``, ``logout()``.
     ``async with ImapClient(endpoint) as client:`` connects and logs out.
 
 ``await check_imap_login(endpoint, username, *, tokens=None, password=None) -> ImapCheck``
@@ -501,6 +501,70 @@ class ImapClient:
             return {}
         old, new = (expand_uid_set(g.decode()) for g in copy_uid.groups())
         return dict(zip(old, new, strict=False))
+
+    async def idle(self, seconds: float, *, wake: asyncio.Event | None = None) -> list[str]:
+        """IDLE (RFC 2177) on the selected folder until the server reports a change,
+        ``seconds`` pass or ``wake`` is set; then DONE.
+
+        Returns the untagged lines pushed meanwhile (``3 EXISTS``, ``2 EXPUNGE``…),
+        empty when nothing happened. RFC 2177 asks to re-issue IDLE within 29 minutes.
+        """
+        protocol = self._require_protocol()
+        if "IDLE" not in await self.capabilities():
+            raise ImapCommandError(ImapStage.IDLE, "the server does not offer IDLE", status="NO")
+        while not protocol.idle_queue.empty():
+            protocol.idle_queue.get_nowait()
+        command = aioimaplib.IdleCommand(protocol.new_tag(), protocol.idle_queue)
+        running = asyncio.ensure_future(protocol.execute(command))
+        started = asyncio.ensure_future(protocol.wait_for_idle_response())
+        pushed: asyncio.Future[Any] | None = None
+        woken: asyncio.Future[Any] | None = None
+        try:
+            done, _ = await asyncio.wait(
+                {running, started, protocol.closed},
+                timeout=self.endpoint.timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if running in done:
+                response = running.result()
+                raise ImapCommandError(
+                    ImapStage.IDLE, _reply_text(response), status=response.result
+                )
+            if started not in done:
+                return self._idle_lost(protocol, done)
+            pushed = asyncio.ensure_future(protocol.idle_queue.get())
+            waiters: set[asyncio.Future[Any]] = {pushed, running, protocol.closed}
+            if wake is not None:
+                woken = asyncio.ensure_future(wake.wait())
+                waiters.add(woken)
+            done, _ = await asyncio.wait(
+                waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+            if protocol.closed in done:
+                return self._idle_lost(protocol, done)
+            lines: list[bytes] = list(pushed.result()) if pushed in done else []
+            if not running.done():
+                protocol.idle_done()
+            response = await self._wait(ImapStage.IDLE, asyncio.shield(running))
+        finally:
+            for task in (running, started, pushed, woken):
+                if task is not None and not task.done():
+                    task.cancel()
+        while not protocol.idle_queue.empty():
+            lines.extend(protocol.idle_queue.get_nowait())
+        if response.result != "OK":
+            raise ImapCommandError(ImapStage.IDLE, _reply_text(response), status=response.result)
+        return [bytes(line).decode("utf-8", "replace") for line in lines]
+
+    def _idle_lost(self, protocol: _Protocol, done: set[asyncio.Future[Any]]) -> list[str]:
+        self.close()
+        if protocol.closed in done:
+            reason = protocol.closed.result()
+            status, _, rest = reason.partition(" ")
+            if status == "BYE":
+                raise ImapConnectionError(ImapStage.IDLE, rest, status="BYE")
+            raise ImapConnectionError(ImapStage.IDLE, reason)
+        raise ImapTimeoutError(ImapStage.IDLE, "the server did not start IDLE in time")
 
     async def logout(self) -> None:
         """Say LOGOUT if the connection is alive, then close it (never raises)."""

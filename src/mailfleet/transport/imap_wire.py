@@ -55,6 +55,7 @@ class ImapStage(enum.StrEnum):
     FETCH = "fetch"
     STORE = "store"
     MOVE = "move"
+    IDLE = "idle"
     LOGOUT = "logout"
 
 
