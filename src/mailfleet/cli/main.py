@@ -24,6 +24,7 @@ from mailfleet.cli.keys import keys_app
 from mailfleet.cli.leads import leads_import
 from mailfleet.cli.mailbox import mailbox_app
 from mailfleet.cli.sends import sends_app
+from mailfleet.cli.simulate import simulate
 from mailfleet.cli.warmup import warmup_app
 from mailfleet.config import DataFolderError, Settings
 from mailfleet.engine.runtime import TickReport
@@ -46,6 +47,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(inbound_app, name="inbound")
 app.command("doctor")(doctor)
 app.command("inbox")(inbox)
+app.command("simulate")(simulate)
 
 console = Console()
 err_console = Console(stderr=True)

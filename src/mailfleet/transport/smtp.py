@@ -1,310 +1,165 @@
-"""SMTP submission on aiosmtplib: one connection per mailbox, reused, always verified TLS.
+"""SMTP submission on aiosmtplib: reused, verified, bounded sessions per mailbox.
 
 The transport speaks the protocol and reports exactly what happened — which
 stage, which reply — as a :class:`SubmitResult`; deciding what to do about a
 reply belongs to ``providers.replies`` and the engine. Rules kept here because
-they are about the wire, not policy: STARTTLS is mandatory when the endpoint
-says so (never AUTH over plaintext, even if offered), TLS 1.2 is the minimum,
-certificates are always verified (a private CA file may be added), and a
-connection that died after the message was handed over is reported as
-*unknown*, never as failed, so nobody resends it blindly.
+they are about the wire, not policy:
+
+- STARTTLS is mandatory when the endpoint says so, and AUTH is never sent over
+  plaintext even if offered; ``plain`` security is accepted only on loopback
+  (the sandbox). TLS 1.2 is the minimum and certificates are always verified
+  (a private CA file may be added, never a switch to turn checking off).
+- A mailbox holds at most ``endpoint.max_sessions`` sessions at once (default 1;
+  Microsoft 365 allows 3); a message waits for a free one. Sessions are reused:
+  no RSET is needed after an accepted message (the transaction is over), one is
+  sent after a refused one, and a session the server dropped while idle is
+  reopened transparently before anything was handed over. A new access token
+  means a new session, since SMTP allows one AUTH per session.
+- Every stage has a timeout (:class:`SmtpTimeouts`), so a stalled server ends in
+  a result, never a hang. A connection that died after the message body was
+  handed over is reported as *unknown*, never as refused, so nobody resends it
+  blindly; everything before that is *refused*.
+
+Public surface (``__all__``): :class:`SmtpPool` (``connection``, ``close_idle``,
+``close_all``, ``open_sessions``) hands out a :class:`MailboxConnection` per mailbox
+(``submit``, ``close``); :class:`SmtpEndpoint` with :class:`SmtpTimeouts` and
+``max_sessions`` (see :func:`session_limit`), :class:`SmtpCredentials`,
+:class:`SubmitResult` with :class:`Delivery`, and :func:`client_tls_context`. One
+session's wire work lives in :mod:`mailfleet.transport.smtp_session`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
-import functools
-import ssl
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-
-import aiosmtplib
 
 from mailfleet.clock import Clock
 from mailfleet.providers.outcomes import Stage
-from mailfleet.transport.oauth import TokenError, TokenProvider
+from mailfleet.transport.smtp_session import (
+    SECURITY_MODES,
+    Delivery,
+    SmtpCredentials,
+    SmtpEndpoint,
+    SmtpSession,
+    SmtpTimeouts,
+    SubmitResult,
+    client_tls_context,
+    refused,
+    wire_body,
+)
+
+__all__ = [
+    "SECURITY_MODES",
+    "Delivery",
+    "MailboxConnection",
+    "SmtpCredentials",
+    "SmtpEndpoint",
+    "SmtpPool",
+    "SmtpTimeouts",
+    "SubmitResult",
+    "client_tls_context",
+    "session_limit",
+]
 
 
-@dataclass(frozen=True, slots=True)
-class SmtpEndpoint:
-    """Where and how to reach a submission server."""
-
-    host: str
-    port: int
-    security: str = "starttls"  # starttls, tls (implicit) or plain (loopback sandbox only)
-    ca_file: str | None = None
-    helo_name: str | None = None
-    timeout: float = 60.0
+def session_limit(provider_limit: int | None, configured: int | None = None) -> int:
+    """Sessions one mailbox may hold: ``min(provider limit or 1, configured)``, at least 1."""
+    limit = provider_limit or 1
+    if configured is not None:
+        limit = min(limit, configured)
+    return max(1, limit)
 
 
-@dataclass(frozen=True, slots=True)
-class SmtpCredentials:
-    """Who to log in as: XOAUTH2 through a token provider, or a password."""
-
-    username: str
-    tokens: TokenProvider | None = None
-    password: str | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        if (self.tokens is None) == (self.password is None):
-            raise ValueError("give exactly one of a token provider or a password")
-
-
-class Delivery(enum.StrEnum):
-    """What is known about a message after a submission attempt."""
-
-    ACCEPTED = "accepted"  # the server took responsibility (250 after DATA)
-    REFUSED = "refused"  # the server did not take it; nothing was delivered
-    UNKNOWN = "unknown"  # the connection died after the message was handed over
-
-
-@dataclass(frozen=True, slots=True)
-class SubmitResult:
-    """The outcome of one submission, with the reply that decided it."""
-
-    delivery: Delivery
-    stage: Stage
-    code: int | None = None
-    text: str = ""
-    refused_recipients: dict[str, tuple[int, str]] = field(default_factory=dict)
-    exception: str | None = None  # type name of a transport failure, if any
-    error: BaseException | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def accepted(self) -> bool:
-        """Whether the server accepted the message."""
-        return self.delivery is Delivery.ACCEPTED
-
-
-@functools.lru_cache(maxsize=64)
-def client_tls_context(ca_file: str | None = None) -> ssl.SSLContext:
-    """A verifying client context with TLS 1.2 as the floor, plus a private CA when given.
-
-    Cached per CA file: loading the system trust store costs tens of milliseconds,
-    and one context serves any number of connections.
-    """
-    context = ssl.create_default_context()
-    if ca_file:
-        context.load_verify_locations(cafile=ca_file)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
-
-
-class _Failure(Exception):
-    def __init__(self, result: SubmitResult) -> None:
-        super().__init__(result.text)
-        self.result = result
-
-
-def _from_exception(exc: BaseException, stage: Stage) -> SubmitResult:
-    code = getattr(exc, "code", None)
-    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
-        stage = Stage.TLS
-    dead = isinstance(
-        exc, aiosmtplib.SMTPServerDisconnected | aiosmtplib.SMTPTimeoutError | OSError
-    )
-    delivery = Delivery.UNKNOWN if stage is Stage.DATA and dead else Delivery.REFUSED
-    if isinstance(exc, aiosmtplib.SMTPConnectError | aiosmtplib.SMTPConnectTimeoutError):
-        stage = Stage.CONNECT
-    return SubmitResult(
-        delivery,
-        stage,
-        code if isinstance(code, int) and code > 0 else None,
-        str(text),
-        exception=type(exc).__name__,
-        error=exc,
-    )
+# -- per mailbox and the pool --------------------------------------------------------------
 
 
 class MailboxConnection:
-    """One authenticated SMTP session of one mailbox, reused across messages."""
+    """The SMTP sessions of one mailbox: up to ``endpoint.max_sessions``, reused across messages.
+
+    :meth:`submit` takes a free session (the most recently used, so the others can go
+    idle), opens a new one while under the limit, or waits for one to come back.
+    """
 
     def __init__(self, endpoint: SmtpEndpoint, credentials: SmtpCredentials, clock: Clock) -> None:
         self.endpoint = endpoint
         self.credentials = credentials
+        self.limit = max(1, endpoint.max_sessions)
         self._clock = clock
-        self._smtp: aiosmtplib.SMTP | None = None
-        self._token_used: str | None = None
+        self._slots = asyncio.Semaphore(self.limit)
+        self._free: list[SmtpSession] = []  # open and idle, most recently used last
+        self._busy: set[SmtpSession] = set()
         self.last_used: datetime | None = None
-        self.lock = asyncio.Lock()
+        self.replaced = False
+        """Set by the pool when the mailbox's endpoint or login changed: no session is kept."""
+        self.sessions_opened = 0
+        """How many sessions were opened (connect + TLS + AUTH) over this object's life."""
+
+    def _new_session(self) -> SmtpSession:
+        return SmtpSession(self.endpoint, self.credentials, on_open=self._count_open)
+
+    def _count_open(self) -> None:
+        self.sessions_opened += 1
 
     @property
     def is_open(self) -> bool:
-        """Whether a live session is held."""
-        return self._smtp is not None and self._smtp.is_connected
+        """Whether any live session is held."""
+        return self.open_sessions > 0
 
-    async def _open(self) -> aiosmtplib.SMTP:
-        ep = self.endpoint
-        context = client_tls_context(ep.ca_file)
-        smtp = aiosmtplib.SMTP(
-            hostname=ep.host,
-            port=ep.port,
-            use_tls=ep.security == "tls",
-            start_tls=False,
-            tls_context=context if ep.security != "plain" else None,
-            local_hostname=ep.helo_name,
-            timeout=ep.timeout,
-        )
-        stage = Stage.CONNECT
-        try:
-            await smtp.connect()
-            stage = Stage.EHLO
-            await smtp.ehlo()
-            if ep.security == "starttls":
-                if not smtp.supports_extension("starttls"):
-                    raise _Failure(
-                        SubmitResult(
-                            Delivery.REFUSED,
-                            Stage.STARTTLS,
-                            None,
-                            f"{ep.host}:{ep.port} does not offer STARTTLS; "
-                            "refusing to authenticate over plaintext",
-                        )
-                    )
-                stage = Stage.STARTTLS
-                await smtp.starttls(tls_context=context, server_hostname=ep.host)
-                stage = Stage.EHLO
-                await smtp.ehlo()
-            stage = Stage.AUTH
-            await self._authenticate(smtp)
-        except _Failure:
-            smtp.close()
-            raise
-        except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
-            smtp.close()
-            raise _Failure(_from_exception(exc, stage)) from exc
-        return smtp
+    @property
+    def open_sessions(self) -> int:
+        """Live sessions, busy or idle."""
+        return sum(s.is_open for s in self._free) + sum(s.is_open for s in self._busy)
 
-    async def _authenticate(self, smtp: aiosmtplib.SMTP) -> None:
-        creds = self.credentials
-        if creds.tokens is not None:
-            try:
-                token = await creds.tokens.access_token()
-            except TokenError as exc:
-                raise _Failure(
-                    SubmitResult(
-                        Delivery.REFUSED,
-                        Stage.TOKEN,
-                        None,
-                        str(exc),
-                        exception="TokenError",
-                        error=exc,
-                    )
-                ) from exc
-            if not smtp.supports_extension("auth") or "xoauth2" not in [
-                m.lower() for m in smtp.server_auth_methods
-            ]:
-                raise _Failure(
-                    SubmitResult(
-                        Delivery.REFUSED,
-                        Stage.AUTH,
-                        None,
-                        "server does not offer AUTH XOAUTH2 on this connection",
-                    )
-                )
-            await smtp.auth_xoauth2(creds.username, token.token)
-            self._token_used = token.token
-        else:
-            assert creds.password is not None
-            await smtp.login(creds.username, creds.password)
-
-    async def _token_changed(self) -> bool:
-        tokens = self.credentials.tokens
-        if tokens is None or self._token_used is None:
-            return False
-        try:
-            return (await tokens.access_token()).token != self._token_used
-        except TokenError:
-            return True
+    @property
+    def in_use(self) -> int:
+        """Sessions carrying a message right now."""
+        return len(self._busy)
 
     async def submit(
         self, envelope_from: str, recipients: Sequence[str], message: bytes
     ) -> SubmitResult:
-        """Send one message on this mailbox's session, opening or renewing it as needed."""
-        async with self.lock:
-            self.last_used = self._clock.now()
+        """Send one message on a session of this mailbox; never raises for a server's doing."""
+        if not recipients:
+            return refused(Stage.RCPT, "no recipients given", ValueError("no recipients"))
+        body = wire_body(message)
+        async with self._slots:
+            session = self._free.pop() if self._free else self._new_session()
+            self._busy.add(session)
             try:
-                if self.is_open and await self._token_changed():
-                    await self.close()
-                if not self.is_open:
-                    self._smtp = await self._open()
-                else:
-                    assert self._smtp is not None
-                    try:
-                        await self._smtp.rset()
-                    except (aiosmtplib.SMTPException, OSError):
-                        await self.close()
-                        self._smtp = await self._open()
-                assert self._smtp is not None
-                return await self._transaction(self._smtp, envelope_from, recipients, message)
-            except _Failure as failure:
-                if failure.result.stage in (Stage.CONNECT, Stage.TLS, Stage.EHLO, Stage.AUTH):
-                    await self.close()
-                return failure.result
+                result = await session.send(envelope_from, recipients, body)
+            except BaseException:
+                session.abort()  # cancelled mid-command: the session is out of step
+                raise
             finally:
-                self.last_used = self._clock.now()
-
-    async def _transaction(
-        self, smtp: aiosmtplib.SMTP, envelope_from: str, recipients: Sequence[str], message: bytes
-    ) -> SubmitResult:
-        stage = Stage.MAIL
-        try:
-            await smtp.mail(envelope_from)
-            stage = Stage.RCPT
-            refused: dict[str, tuple[int, str]] = {}
-            for rcpt in recipients:
-                try:
-                    await smtp.rcpt(rcpt)
-                except aiosmtplib.SMTPRecipientRefused as exc:
-                    refused[rcpt] = (exc.code, exc.message)
-            if len(refused) == len(recipients):
-                first_code, first_text = next(iter(refused.values()))
-                await self._reset(smtp)
-                return SubmitResult(
-                    Delivery.REFUSED, Stage.RCPT, first_code, first_text, refused_recipients=refused
-                )
-            stage = Stage.DATA
-            response = await smtp.data(message)
-            return SubmitResult(
-                Delivery.ACCEPTED,
-                Stage.DATA,
-                response.code,
-                response.message,
-                refused_recipients=refused,
-            )
-        except aiosmtplib.SMTPResponseException as exc:
-            result = _from_exception(exc, stage)
-            if exc.code == 421:
-                await self.close()
-            else:
-                await self._reset(smtp)
+                self._busy.discard(session)
+                session.last_used = self.last_used = self._clock.now()
+            if session.retire or self.replaced:
+                await session.close()
+            elif session.is_open:
+                self._free.append(session)
             return result
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            await self.close()
-            return _from_exception(exc, stage)
 
-    async def _reset(self, smtp: aiosmtplib.SMTP) -> None:
-        try:
-            await smtp.rset()
-        except (aiosmtplib.SMTPException, OSError):
-            await self.close()
+    async def close_idle(self, now: datetime, idle_seconds: float) -> int:
+        """Close the free sessions unused for more than ``idle_seconds``; return how many."""
+        stale = [
+            s
+            for s in self._free
+            if s.last_used is not None and (now - s.last_used).total_seconds() > idle_seconds
+        ]
+        if not stale:
+            return 0
+        self._free = [s for s in self._free if s not in stale]
+        live = sum(s.is_open for s in stale)
+        await asyncio.gather(*(s.close() for s in stale))
+        return live
 
     async def close(self) -> None:
-        """Say QUIT if possible and drop the session."""
-        smtp, self._smtp = self._smtp, None
-        self._token_used = None
-        if smtp is None:
-            return
-        try:
-            if smtp.is_connected:
-                await asyncio.wait_for(smtp.quit(), timeout=5)
-        except (aiosmtplib.SMTPException, OSError, TimeoutError):
-            pass
-        finally:
-            smtp.close()
+        """Close every session; one busy with a message is closed as soon as it is done."""
+        free, self._free = self._free, []
+        for session in self._busy:
+            session.retire = True
+        await asyncio.gather(*(s.close() for s in free))
 
 
 class SmtpPool:
@@ -319,36 +174,36 @@ class SmtpPool:
     def connection(
         self, mailbox_id: int, endpoint: SmtpEndpoint, credentials: SmtpCredentials
     ) -> MailboxConnection:
-        """The session of ``mailbox_id``, replaced if its endpoint or login changed."""
+        """The sessions of ``mailbox_id``, replaced if its endpoint or login changed."""
         current = self._connections.get(mailbox_id)
         if current is None or current.endpoint != endpoint or current.credentials != credentials:
             if current is not None:
-                # A replaced session is closed at the next close_idle or close_all.
+                # Its idle sessions close at the next close_idle or close_all; a message
+                # still on (or waiting for) one of them closes its session when done.
+                current.replaced = True
                 self._stale.append(current)
             current = MailboxConnection(endpoint, credentials, self._clock)
             self._connections[mailbox_id] = current
         return current
 
+    def open_sessions(self, mailbox_id: int) -> int:
+        """Live sessions of ``mailbox_id`` (0 if it has none)."""
+        current = self._connections.get(mailbox_id)
+        return current.open_sessions if current is not None else 0
+
     async def close_idle(self) -> int:
         """Close sessions unused for longer than the idle limit; return how many."""
-        now = self._clock.now()
-        closed = 0
         stale, self._stale = self._stale, []
-        for old in stale:
-            await old.close()
-        for conn in self._connections.values():
-            idle = (
-                conn.last_used is not None and (now - conn.last_used).total_seconds() > self._idle
-            )
-            if conn.is_open and idle and not conn.lock.locked():
-                await conn.close()
-                closed += 1
-        return closed
+        await asyncio.gather(*(old.close() for old in stale))
+        now = self._clock.now()
+        counts = await asyncio.gather(
+            *(c.close_idle(now, self._idle) for c in self._connections.values())
+        )
+        return sum(counts)
 
     async def close_all(self) -> None:
         """Close every session."""
-        stale, self._stale = self._stale, []
-        for old in stale:
-            await old.close()
-        await asyncio.gather(*(c.close() for c in self._connections.values()))
+        everything = [*self._stale, *self._connections.values()]
+        self._stale = []
         self._connections.clear()
+        await asyncio.gather(*(c.close() for c in everything))
