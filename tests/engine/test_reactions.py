@@ -592,3 +592,19 @@ def test_a_slowed_mailbox_sends_at_its_lowered_rate_until_the_slowdown_ends() ->
     normal = mailbox_policy(box, at + timedelta(hours=1))
     assert normal.limits.messages_per_minute == 30
     assert normal.min_gap == timedelta(seconds=600)
+
+
+def test_transport_decides_whether_a_failure_at_data_is_unknown() -> None:
+    """A failure before the body was written is a retry; after it, unknown."""
+    from mailfleet.engine.reaction import classify
+    from mailfleet.providers.outcomes import OutcomeKind, Stage
+    from mailfleet.transport.smtp import Delivery, SubmitResult
+
+    before = SubmitResult(
+        Delivery.REFUSED, Stage.DATA, None, "connection lost", error=ConnectionResetError("reset")
+    )
+    after = SubmitResult(
+        Delivery.UNKNOWN, Stage.DATA, None, "connection lost", error=ConnectionResetError("reset")
+    )
+    assert classify(before, "microsoft365", "a@x.example").kind is OutcomeKind.RETRY
+    assert classify(after, "microsoft365", "a@x.example").kind is OutcomeKind.UNKNOWN

@@ -89,13 +89,25 @@ def classify(result: SubmitResult, provider: str, mailbox: str) -> Outcome:
             result.code or 250, result.text, stage=result.stage, provider=provider, mailbox=mailbox
         )
     if result.error is not None and result.code is None:
-        return classify_exception(result.error, result.stage, provider=provider, mailbox=mailbox)
+        outcome = classify_exception(result.error, result.stage, provider=provider, mailbox=mailbox)
+        return _as_delivered(result, outcome)
     outcome = classify_reply(
         result.code, result.text, stage=result.stage, provider=provider, mailbox=mailbox
     )
+    return _as_delivered(result, outcome)
+
+
+def _as_delivered(result: SubmitResult, outcome: Outcome) -> Outcome:
+    """Let the transport's knowledge of whether the body was written decide UNKNOWN.
+
+    The transport writes DATA itself, so it knows exactly whether the message was
+    handed over; the reply table can only guess from the stage.
+    """
     if result.delivery is Delivery.UNKNOWN and outcome.kind is not OutcomeKind.UNKNOWN:
-        # The transport knows the message was handed over; that beats any reading of the text.
-        outcome = replace(outcome, kind=OutcomeKind.UNKNOWN)
+        return replace(outcome, kind=OutcomeKind.UNKNOWN)
+    if result.delivery is Delivery.REFUSED and outcome.kind is OutcomeKind.UNKNOWN:
+        # Failed before the body was written: nothing can have been accepted, so retry.
+        return replace(outcome, kind=OutcomeKind.RETRY, reconnect=True)
     return outcome
 
 
