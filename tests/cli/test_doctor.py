@@ -211,3 +211,17 @@ def test_mailbox_add_refuses_bad_configurations(world: ThreadedSandbox) -> None:
     assert "pw-123" not in listing.output and "a@b.example" in listing.output
     missing = runner.invoke(app, ["doctor", "nobody@b.example"])
     assert missing.exit_code == 2 and "mailbox add" in missing.output
+
+
+def test_app_only_login_failure_explains_the_service_principal(
+    world: ThreadedSandbox,
+) -> None:
+    # The mailbox lives in a tenant where the app was never registered: 535 5.7.3.
+    world.sandbox.add_tenant("other-tenant.onmicrosoft.com")
+    world.sandbox.add_mailbox("nogrant@sender.example", "other-tenant.onmicrosoft.com")
+    add(world.sandbox, "nogrant@sender.example")
+    report = json.loads(runner.invoke(app, ["doctor", "nogrant@sender.example", "--json"]).output)
+    auth = next(s for s in report["steps"] if s["step"] == "auth")
+    assert not auth["ok"] and auth["reply"].startswith("535 5.7.3")
+    assert "New-ServicePrincipal" in auth["remedy"]
+    assert "Add-MailboxPermission -Identity nogrant@sender.example" in auth["remedy"]

@@ -55,7 +55,35 @@ async def diagnose(settings: Settings, address: str, workspace: str | None) -> D
     )
     report.steps.extend(await doctor.run())
     report.steps.extend(await imap_steps(mailbox, credentials))
+    if mailbox.provider == "microsoft365" and mailbox.auth_kind in APP_ONLY_KINDS:
+        explain_app_only(report, mailbox.address)
     return report
+
+
+APP_ONLY_KINDS = frozenset({"m365_app", "oauth2_client"})
+
+
+def service_principal_steps(address: str) -> str:
+    """What an Exchange admin runs so an app-only token may use a mailbox."""
+    return (
+        "app-only access needs the app registered in Exchange Online: "
+        "Connect-ExchangeOnline; New-ServicePrincipal -AppId <application (client) id> "
+        "-ObjectId <object id of the Enterprise Application, not of the App registration>; "
+        f"Add-MailboxPermission -Identity {address} -User <service principal id> "
+        "-AccessRights FullAccess; and grant admin consent for SMTP.SendAsApp and "
+        "IMAP.AccessAsApp on https://outlook.office365.com"
+    )
+
+
+def explain_app_only(report: DoctorReport, address: str) -> None:
+    """Add the Exchange service-principal steps to a failed app-only login."""
+    for step in report.steps:
+        if step.ok or step.step not in ("auth", "imap-auth"):
+            continue
+        if "5.7.139" in step.reply:
+            continue  # SMTP AUTH is switched off: its own remedy is the right one
+        extra = service_principal_steps(address)
+        step.remedy = f"{step.remedy}; {extra}" if step.remedy else extra
 
 
 async def imap_steps(mailbox: Mailbox, credentials: object) -> list[DoctorStep]:
