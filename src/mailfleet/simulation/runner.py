@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -46,8 +45,6 @@ from mailfleet.simulation.scenario import CrashFault, Scenario, ServerBusyFault,
 from mailfleet.simulation.world import World, build_world
 from mailfleet.store import Database, Send, SendStatus
 from mailfleet.transport.secrets import SecretBox
-
-log = logging.getLogger(__name__)
 
 IDLE_WAKE = timedelta(minutes=15)  # the engine's default longest sleep
 ERRORS_KEPT = 20

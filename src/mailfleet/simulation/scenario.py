@@ -6,7 +6,25 @@ prospects behave and which faults to inject when. Times of faults are given
 as a day of the run (1 = the first) and a local time in the scenario's zone.
 
 Everything is validated up front; :class:`ScenarioError` names the file and the
-field that is wrong.
+field that is wrong. In TOML (top-level keys before the first table)::
+
+    name = "month"
+    days = 30
+    start = 2026-03-02              # day 1 (default: a Monday)
+    timezone = "Europe/London"      # of day numbers and fault times
+    seed = 2026
+    campaign = "campaigns/three-step.yaml"   # or an inline [campaign] table
+
+    [fleet]     # domains, mailboxes (a total) or mailboxes_per_domain, tenants,
+                # timezone, ages_days (cycled), daily_cap, min_gap_seconds, warmup_enabled
+    [leads]     # count, companies, timezones (cycled)
+    [prospects] # reply, unsubscribe, out_of_office, bounce_hard, bounce_soft, junk,
+                # refused_at_rcpt: shares of prospects
+    [inbox]     # sync_minutes: 0 reads a mailbox as soon as mail arrives (IDLE)
+    [audit]     # warmup_ratio (None: not checked), stop_grace_seconds
+
+    [[faults]]  # kind = "server_busy" (mailbox, day, time, minutes)
+                # | "token_revoked" (mailbox, day, time, grant) | "crash" (day, time)
 """
 
 from __future__ import annotations
