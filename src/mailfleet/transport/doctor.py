@@ -9,9 +9,7 @@ token, auth, mail-from, rset — then the IMAP (or POP3) login the caller adds.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import json
 import socket
 import ssl
 from dataclasses import asdict, dataclass, field
@@ -22,15 +20,8 @@ import aiosmtplib
 from mailfleet.providers.faults import classify_exception
 from mailfleet.providers.outcomes import Stage
 from mailfleet.providers.replies import classify_reply
-from mailfleet.transport.oauth import TokenError
+from mailfleet.transport.oauth import TokenError, is_graph_audience, token_audience
 from mailfleet.transport.smtp import SmtpCredentials, SmtpEndpoint, client_tls_context
-
-GRAPH_AUDIENCES = ("https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000")
-EXCHANGE_AUDIENCES = (
-    "https://outlook.office.com",
-    "https://outlook.office365.com",
-    "00000002-0000-0ff1-ce00-000000000000",
-)
 
 
 @dataclass(slots=True)
@@ -62,20 +53,6 @@ class DoctorReport:
 
 class _Stop(Exception):
     """A step failed; later SMTP steps cannot run."""
-
-
-def token_audience(token: str) -> str | None:
-    """The ``aud`` claim of a JWT access token, or None when it is not a readable JWT."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        padded = parts[1] + "=" * (-len(parts[1]) % 4)
-        claims = json.loads(base64.urlsafe_b64decode(padded))
-    except (ValueError, UnicodeDecodeError):
-        return None
-    audience = claims.get("aud") if isinstance(claims, dict) else None
-    return str(audience) if audience is not None else None
 
 
 class SubmissionDoctor:
@@ -291,7 +268,7 @@ class SubmissionDoctor:
                 "reconnect the mailbox",
             ) from None
         audience = token_audience(token.token)
-        if audience is not None and audience.startswith(GRAPH_AUDIENCES):
+        if is_graph_audience(audience):
             raise self._fail(
                 "token",
                 f"token audience is {audience}",

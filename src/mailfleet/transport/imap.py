@@ -38,7 +38,6 @@ import asyncio
 import base64
 import contextlib
 import ipaddress
-import json
 import re
 import ssl
 from collections.abc import Awaitable, Iterable
@@ -70,7 +69,12 @@ from mailfleet.transport.imap_wire import (
     quote,
     uid_set,
 )
-from mailfleet.transport.oauth import TokenError, TokenProvider
+from mailfleet.transport.oauth import (
+    TokenError,
+    TokenProvider,
+    is_graph_audience,
+    token_audience,
+)
 from mailfleet.transport.smtp import client_tls_context
 
 __all__ = [
@@ -682,18 +686,6 @@ def _failure_remedy(error: ImapError, endpoint: ImapEndpoint) -> str:
     return "The server closed or refused the session; retry, then check the mailbox's state."
 
 
-def _token_audience(token: str) -> str | None:
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, UnicodeDecodeError):
-        return None
-    audience = claims.get("aud") if isinstance(claims, dict) else None
-    return str(audience) if audience is not None else None
-
-
 async def check_imap_login(
     endpoint: ImapEndpoint,
     username: str,
@@ -744,11 +736,8 @@ async def check_imap_login(
                     "The identity provider refused a token: check the client id and secret "
                     "(or reconnect the mailbox) and the admin consent for IMAP.",
                 )
-            audience = _token_audience(token.token)
-            graph = audience is not None and (
-                "graph.microsoft.com" in audience or audience.startswith("00000003-")
-            )
-            if graph:
+            audience = token_audience(token.token)
+            if is_graph_audience(audience):
                 return fail(
                     ImapStage.TOKEN,
                     f"token audience is {audience}",

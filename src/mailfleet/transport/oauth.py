@@ -91,11 +91,21 @@ def jwt_claims(token: str) -> dict[str, Any] | None:
     return claims if isinstance(claims, dict) else None
 
 
+def token_audience(token: str) -> str | None:
+    """The ``aud`` claim of a JWT access token, or None when the token is opaque."""
+    audience = (jwt_claims(token) or {}).get("aud")
+    return str(audience) if audience is not None else None
+
+
+def is_graph_audience(audience: str | None) -> bool:
+    """Whether an audience names Microsoft Graph, which SMTP and IMAP refuse."""
+    return audience is not None and audience.startswith(GRAPH_AUDIENCES)
+
+
 def check_audience(token: AccessToken) -> None:
     """Refuse a Microsoft Graph token before it reaches SMTP or IMAP (535 5.7.3 otherwise)."""
-    claims = jwt_claims(token.token) or {}
-    audience = str(claims.get("aud") or "")
-    if audience.startswith(GRAPH_AUDIENCES):
+    audience = token_audience(token.token)
+    if is_graph_audience(audience):
         raise WrongAudienceError(
             f"the token's audience is {audience} (Microsoft Graph); SMTP and IMAP need a token "
             "for https://outlook.office.com (delegated scopes https://outlook.office.com/"
