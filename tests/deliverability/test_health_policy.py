@@ -104,7 +104,7 @@ def test_a_domain_is_flagged_when_most_of_its_mailboxes_are_paused() -> None:
         ],
         POLICY,
     )
-    assert [b.evidence.address for b in boxes][0] == "a@s.example"
+    assert boxes[0].evidence.address == "a@s.example"
     flagged = {d.name: d for d in domains}
     assert flagged["s.example"].flagged and flagged["s.example"].paused == 2
     assert "2 of 3 mailboxes" in (flagged["s.example"].reason or "")

@@ -18,6 +18,7 @@ from rich.table import Table
 from mailfleet.campaigns import CampaignFileError
 from mailfleet.cli.campaign import campaign_app
 from mailfleet.cli.doctor import doctor
+from mailfleet.cli.health import health
 from mailfleet.cli.inbound import inbound_app
 from mailfleet.cli.inbox import inbox
 from mailfleet.cli.keys import keys_app
@@ -46,6 +47,7 @@ app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(keys_app, name="keys")
 app.add_typer(inbound_app, name="inbound")
 app.command("doctor")(doctor)
+app.command("health")(health)
 app.command("inbox")(inbox)
 app.command("simulate")(simulate)
 
