@@ -141,9 +141,7 @@ async def gate_facts(
     if checker is None:
         checked = tuple(GateDomain(name, provider) for name, provider in wanted)
     else:
-        checked = tuple(
-            await asyncio.gather(*(_check_domain(checker, n, p) for n, p in wanted))
-        )
+        checked = tuple(await asyncio.gather(*(_check_domain(checker, n, p) for n, p in wanted)))
     validation = await latest_validation(session, campaign.id)
     counted = select(func.count()).where(
         Enrollment.campaign_id == campaign.id, Enrollment.status == EnrollmentStatus.ACTIVE
