@@ -24,6 +24,7 @@ from mailfleet.cli.inbox import inbox
 from mailfleet.cli.keys import keys_app
 from mailfleet.cli.leads import leads_import
 from mailfleet.cli.mailbox import mailbox_app
+from mailfleet.cli.run import run
 from mailfleet.cli.sends import sends_app
 from mailfleet.cli.simulate import simulate
 from mailfleet.cli.warmup import warmup_app
@@ -48,6 +49,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(inbound_app, name="inbound")
 app.command("doctor")(doctor)
 app.command("health")(health)
+app.command("run")(run)
 app.command("inbox")(inbox)
 app.command("simulate")(simulate)
 
