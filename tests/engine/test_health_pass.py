@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from health_rows import fleet, inbound, sends
 from mailfleet.clock import utc
 from mailfleet.engine.health import apply_health
-from mailfleet.store import (
-    Database,
-    Domain,
-    Event,
-    InboundMessage,
-    Mailbox,
-    Send,
-    Workspace,
-)
+from mailfleet.store import Database, Event, Mailbox
 from mailfleet.store import credentials as store_credentials
 
 NOW = utc(2026, 3, 30, 12)
@@ -31,102 +24,6 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
     await database.migrate()
     yield database
     await database.close()
-
-
-async def fleet(db: Database, addresses: list[str]) -> dict[str, int]:
-    async with db.session() as session:
-        ws = Workspace(slug="w", name="W", created_at=NOW - timedelta(days=90))
-        session.add(ws)
-        await session.flush()
-        domains: dict[str, Domain] = {}
-        ids = {}
-        for address in addresses:
-            name = address.partition("@")[2]
-            if name not in domains:
-                domains[name] = Domain(
-                    workspace_id=ws.id, name=name, provider="generic", created_at=ws.created_at
-                )
-                session.add(domains[name])
-                await session.flush()
-            box = Mailbox(
-                workspace_id=ws.id,
-                domain_id=domains[name].id,
-                address=address,
-                provider="generic",
-                smtp_host="h",
-                smtp_port=587,
-                smtp_security="starttls",
-                auth_kind="password",
-                tags=[],
-                created_at=ws.created_at,
-            )
-            session.add(box)
-            await session.flush()
-            ids[address] = box.id
-    return ids
-
-
-sequence = iter(range(1, 1_000_000))
-
-
-async def sends(
-    db: Database,
-    mailbox_id: int,
-    count: int,
-    at: datetime,
-    *,
-    status: str = "sent",
-    outcome: str | None = None,
-    kind: str = "cold",
-) -> None:
-    async with db.session() as session:
-        for _ in range(count):
-            n = next(sequence)
-            session.add(
-                Send(
-                    workspace_id=1,
-                    kind=kind,
-                    mailbox_id=mailbox_id,
-                    message_id=f"<{n}@s.example>",
-                    from_address="x@s.example",
-                    to_address=f"p{n}@p.example",
-                    subject="s",
-                    status=status,
-                    outcome=outcome,
-                    claimed_at=at,
-                    finished_at=at,
-                )
-            )
-
-
-async def inbound(
-    db: Database,
-    mailbox_id: int,
-    count: int,
-    at: datetime,
-    *,
-    kind: str = "bounce",
-    hard: bool | None = True,
-    status: str | None = "5.1.1",
-) -> None:
-    async with db.session() as session:
-        for _ in range(count):
-            n = next(sequence)
-            session.add(
-                InboundMessage(
-                    workspace_id=1,
-                    mailbox_id=mailbox_id,
-                    dedupe_key=f"k{n}",
-                    folder="INBOX",
-                    source=f"1:{n}",
-                    kind=kind,
-                    received_at=at,
-                    synced_at=at,
-                    hard=hard,
-                    status=status,
-                    data={},
-                )
-            )
 
 
 async def status_of(db: Database, mailbox_id: int) -> tuple[str, str | None]:
