@@ -46,9 +46,9 @@ def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
 
 
 async def _counts(
-    session: AsyncSession, mailbox_ids: Sequence[int], since: datetime
+    session: AsyncSession, mailbox_ids: Sequence[int], since: datetime, until: datetime
 ) -> dict[int, Counts]:
-    """:class:`Counts` of each mailbox from ``since`` on."""
+    """:class:`Counts` of each mailbox from ``since`` to ``until`` (both included)."""
     sends: dict[int, int] = {}
     refused: dict[int, int] = {}
     inbound: dict[int, tuple[int, int, int]] = {}
@@ -56,20 +56,20 @@ async def _counts(
     cold = Send.kind == SendKind.COLD
     accepted = Send.status.in_((SendStatus.SENT, SendStatus.UNKNOWN))
     dead = and_(Send.status == SendStatus.FAILED, Send.outcome == HARD_REFUSAL)
+    refused_at = func.coalesce(Send.finished_at, Send.claimed_at)
     for ids in _chunks(mailbox_ids):
         rows = await session.execute(
             select(
                 Send.mailbox_id,
                 func.count().filter(and_(accepted, Send.claimed_at >= since)),
-                func.count().filter(
-                    and_(dead, func.coalesce(Send.finished_at, Send.claimed_at) >= since)
-                ),
+                func.count().filter(and_(dead, refused_at >= since, refused_at <= until)),
             )
             .where(
                 Send.mailbox_id.in_(ids),
                 cold,
                 or_(accepted, dead),
                 or_(Send.claimed_at >= since, Send.finished_at >= since),
+                Send.claimed_at <= until,
             )
             .group_by(Send.mailbox_id)
         )
@@ -91,6 +91,7 @@ async def _counts(
                 InboundMessage.mailbox_id.in_(ids),
                 InboundMessage.kind.in_(("bounce", "complaint")),
                 InboundMessage.synced_at >= since,
+                InboundMessage.synced_at <= until,
             )
             .group_by(InboundMessage.mailbox_id)
         )
@@ -102,6 +103,7 @@ async def _counts(
                 InboundMessage.mailbox_id.in_(ids),
                 InboundMessage.kind == "bounce",
                 InboundMessage.synced_at >= since,
+                InboundMessage.synced_at <= until,
                 or_(InboundMessage.status.like("5.7.%"), InboundMessage.status.like("4.7.%")),
             )
         )
@@ -110,6 +112,7 @@ async def _counts(
                 Send.mailbox_id.in_(ids),
                 Send.status.in_((SendStatus.FAILED, SendStatus.DEFERRED)),
                 Send.claimed_at >= since,
+                Send.claimed_at <= until,
                 or_(Send.reply_enhanced.like("5.7.%"), Send.reply_enhanced.like("4.7.%")),
             )
         )
@@ -131,9 +134,9 @@ async def _counts(
 
 
 async def acknowledgements(
-    session: AsyncSession, mailbox_ids: Sequence[int], since: datetime
+    session: AsyncSession, mailbox_ids: Sequence[int], since: datetime, until: datetime
 ) -> dict[int, datetime]:
-    """When a person last resumed each mailbox after a health pause (events since ``since``)."""
+    """When a person last resumed each mailbox after a health pause (events in the span)."""
     last_pause: dict[int, datetime] = {}
     acked: dict[int, datetime] = {}
     for ids in _chunks(mailbox_ids):
@@ -143,6 +146,7 @@ async def acknowledgements(
                 Event.mailbox_id.in_(ids),
                 Event.kind.in_(("mailbox.paused", "mailbox.resumed")),
                 Event.at >= since,
+                Event.at <= until,
             )
             .order_by(Event.at, Event.id)
         )
@@ -177,13 +181,13 @@ async def mailbox_evidence(
     boxes = (await session.execute(query.order_by(Mailbox.address))).all()
     ids = [int(row[0]) for row in boxes]
     week_start, month_start = window_starts(now, policy)
-    week = await _counts(session, ids, week_start)
-    month = await _counts(session, ids, month_start)
-    acked = await acknowledgements(session, ids, month_start)
+    week = await _counts(session, ids, week_start, now)
+    month = await _counts(session, ids, month_start, now)
+    acked = await acknowledgements(session, ids, month_start, now)
     since_ack: dict[int, Counts] = {}
     for at in sorted(set(acked.values())):
         members = [i for i, when in acked.items() if when == at]
-        since_ack.update(await _counts(session, members, at))
+        since_ack.update(await _counts(session, members, at, now))
     shares = junk_shares or {}
     evidence = []
     for mailbox_id, address, status, domain in boxes:
