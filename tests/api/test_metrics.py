@@ -109,3 +109,17 @@ async def test_the_app_serves_metrics_and_reads_fresh_numbers_each_scrape(db: Da
         assert samples(second.content)[key] == 5
         assert (await client.get("/healthz")).text == "ok\n"
         assert (await client.post("/metrics")).status_code == 405
+
+
+async def test_a_store_that_cannot_be_read_is_a_503_not_a_crash(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not an SQLite database, whatever its name says" * 100)
+    broken = Database(f"sqlite+aiosqlite:///{garbage}")
+    try:
+        transport = httpx.ASGITransport(app=create_app(broken, VirtualClock(NOW)))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            answer = await client.get("/metrics")
+            assert answer.status_code == 503 and "store unavailable" in answer.text
+            assert (await client.get("/healthz")).status_code == 200
+    finally:
+        await broken.close()

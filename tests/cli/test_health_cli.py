@@ -33,6 +33,7 @@ def run(*args: str) -> Result:
 
 def seed(home: Path) -> None:
     home.mkdir(parents=True, exist_ok=True)
+
     async def work() -> None:
         db = Database(f"sqlite+aiosqlite:///{home / 'mailfleet.db'}")
         try:

@@ -136,6 +136,17 @@ def test_a_ready_fleet_passes_and_late_enrollments_need_validation() -> None:
     assert [(f.level, f.code) for f in assess(unchecked)] == [("warning", "dns_unchecked")]
 
 
+async def test_a_checker_that_raises_or_answers_nonsense_is_a_finding() -> None:
+    from mailfleet.store.launch import _check_domain
+
+    timed_out = await _check_domain(FakeDns({}, broken="x.example"), "x.example", "google")
+    assert timed_out.error is not None and "TimeoutError" in timed_out.error
+    odd = await _check_domain(FakeDns({"x.example": ("spf", "bimi")}), "x.example", "google")
+    assert odd.failing == ("spf",) and "bimi" in (odd.error or "")
+    found = assess(facts((box("a@x.example"),), (timed_out,), validation=VALID))
+    assert [f.code for f in found] == ["dns_lookup_failed"]
+
+
 # -- through the CLI ------------------------------------------------------------------------
 
 
