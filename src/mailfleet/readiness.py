@@ -8,13 +8,32 @@ DKIM and DMARC of every sending domain, mailbox age and warmup days, bounce
 health) is a later issue: it adds its facts to :class:`LaunchFacts` (or reads
 them through its own gatherer) and its checks to :data:`LAUNCH_CHECKS`; nothing
 else has to change.
+
+The pre-launch gate (issue 8) is that: :class:`GateFacts` (gathered by
+``mailfleet.store.launch.gate_facts`` with a :class:`DomainChecker` for DNS) and
+four checks — every selected mailbox connected and not paused, past its warmup
+period, its domain passing MX/SPF/DKIM/DMARC, and the lead list validated.
+``campaign start --force`` starts despite their errors and records them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
+
+#: DNS checks the gate requires of every sending domain.
+DNS_CHECKS = ("mx", "spf", "dkim", "dmarc")
+DEFAULT_WARMUP_DAYS = 14
+
+
+class DomainChecker(Protocol):
+    """Looks a sending domain's DNS up; the names of the checks it fails (see DNS_CHECKS)."""
+
+    async def failing(self, domain: str, provider: str) -> tuple[str, ...]:
+        """Names among ``mx``, ``spf``, ``dkim``, ``dmarc`` that ``domain`` fails."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +49,51 @@ class MailboxFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class GateMailbox:
+    """What the pre-launch gate knows of one selected mailbox."""
+
+    address: str
+    status: str  # active, paused, disconnected
+    reason: str | None  # why it is paused or disconnected
+    domain: str
+    warmup_started: datetime  # its first warmup send, else when it was added
+
+
+@dataclass(frozen=True, slots=True)
+class GateDomain:
+    """One sending domain of the selected mailboxes and what its DNS check found."""
+
+    name: str
+    provider: str
+    failing: tuple[str, ...] = ()  # among DNS_CHECKS
+    error: str | None = None  # the lookup itself failed (timeout, SERVFAIL, …)
+
+
+@dataclass(frozen=True, slots=True)
+class LeadCheck:
+    """The latest validation of the campaign's lead list (``leads import``)."""
+
+    validated_at: datetime
+    source: str
+    rows: int
+    accepted: int
+    rejected: int
+
+
+@dataclass(frozen=True, slots=True)
+class GateFacts:
+    """The pre-launch gate's facts, at ``at``."""
+
+    at: datetime
+    mailboxes: tuple[GateMailbox, ...]
+    domains: tuple[GateDomain, ...]
+    dns_checked: bool  # False: no DomainChecker was available
+    validation: LeadCheck | None
+    unvalidated: int  # active enrollments made after the latest validation (or ever, if none)
+    warmup_days: int = DEFAULT_WARMUP_DAYS
+
+
+@dataclass(frozen=True, slots=True)
 class LaunchFacts:
     """What the checks look at."""
 
@@ -40,6 +104,7 @@ class LaunchFacts:
     enrolled_active: int
     listed_missing: tuple[str, ...] = ()  # addresses the campaign lists that are not mailboxes
     tags_unmatched: tuple[str, ...] = ()  # tags no mailbox of the workspace carries
+    gate: GateFacts | None = None  # None: the pre-launch gate's facts were not gathered
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +138,9 @@ def mailboxes_selected(facts: LaunchFacts) -> Iterable[Finding]:
         states = ", ".join(f"{m.address} ({m.status})" for m in facts.mailboxes)
         yield Finding("error", "no_active_mailbox", f"no selected mailbox is active: {states}")
     for m in facts.mailboxes:
-        if not m.active and active:
+        # With the gate's facts, a paused or disconnected mailbox is the gate's error.
+        stopped = facts.gate is not None and m.status in ("paused", "disconnected")
+        if not m.active and active and not stopped:
             yield Finding("warning", "mailbox_inactive", f"{m.address} is {m.status}")
 
 
@@ -113,8 +180,109 @@ def warmup_running(facts: LaunchFacts) -> Iterable[Finding]:
         yield Finding("warning", "warmup_not_running", f"{names} will send no cold mail: {why}")
 
 
+def mailboxes_connected(facts: LaunchFacts) -> Iterable[Finding]:
+    """No selected mailbox is paused or disconnected."""
+    if facts.gate is None:
+        return
+    for m in facts.gate.mailboxes:
+        why = f" ({m.reason})" if m.reason else ""
+        if m.status == "disconnected":
+            yield Finding(
+                "error",
+                "mailbox_disconnected",
+                f"{m.address} is disconnected{why}: reconnect it with "
+                f"`mailfleet mailbox connect {m.address}`, or drop it from the campaign",
+            )
+        elif m.status == "paused":
+            yield Finding(
+                "error",
+                "mailbox_paused",
+                f"{m.address} is paused{why}: once the cause is fixed, "
+                f"`mailfleet mailbox resume {m.address}`, or drop it from the campaign",
+            )
+
+
+def warmup_period(facts: LaunchFacts) -> Iterable[Finding]:
+    """Every selected mailbox has warmed up for the warmup period (14 days by default)."""
+    gate = facts.gate
+    if gate is None:
+        return
+    period = timedelta(days=gate.warmup_days)
+    for m in gate.mailboxes:
+        ready = m.warmup_started + period
+        if ready > gate.at:
+            days = max(0, (gate.at - m.warmup_started).days)
+            yield Finding(
+                "error",
+                "warmup_period",
+                f"{m.address} has warmed up for {days} of {gate.warmup_days} days "
+                f"(since {m.warmup_started:%Y-%m-%d}); it is ready on {ready:%Y-%m-%d %H:%M} UTC",
+            )
+
+
+def domains_authenticated(facts: LaunchFacts) -> Iterable[Finding]:
+    """Every sending domain of the selected mailboxes passes MX, SPF, DKIM and DMARC."""
+    gate = facts.gate
+    if gate is None:
+        return
+    if not gate.dns_checked:
+        if gate.domains:
+            names = ", ".join(d.name for d in gate.domains)
+            yield Finding(
+                "warning",
+                "dns_unchecked",
+                f"the DNS of {names} was not checked (no DNS checker is configured)",
+            )
+        return
+    for d in gate.domains:
+        if d.error is not None:
+            yield Finding(
+                "error",
+                "dns_lookup_failed",
+                f"{d.name}: its DNS could not be checked: {d.error} "
+                f"(`mailfleet dns check {d.name}` to retry)",
+            )
+        elif d.failing:
+            names = ", ".join(c.upper() for c in d.failing)
+            yield Finding(
+                "error",
+                "dns_failing",
+                f"{d.name} fails {names}: `mailfleet dns check {d.name}` shows the records "
+                "to publish",
+            )
+
+
+def leads_validated(facts: LaunchFacts) -> Iterable[Finding]:
+    """The campaign's lead list went through ``leads import`` (parsed, de-duplicated,
+    checked against suppressions) and no lead was enrolled around it since."""
+    gate = facts.gate
+    if gate is None or facts.enrolled_active == 0:
+        return  # no leads at all is leads_enrolled's error
+    how = f"`mailfleet leads import FILE.csv --campaign {facts.campaign!r}`"
+    if gate.validation is None:
+        yield Finding(
+            "error",
+            "leads_unvalidated",
+            f"the lead list was never validated: import it with {how}",
+        )
+    elif gate.unvalidated:
+        yield Finding(
+            "error",
+            "leads_unvalidated",
+            f"{gate.unvalidated} enrolled lead(s) were added after the last validation "
+            f"({gate.validation.source}, {gate.validation.validated_at:%Y-%m-%d %H:%M} UTC) "
+            f"without one: import them with {how}",
+        )
+
+
+GATE_CHECKS: tuple[Check, ...] = (
+    mailboxes_connected,
+    warmup_period,
+    domains_authenticated,
+    leads_validated,
+)
 BASIC_CHECKS: tuple[Check, ...] = (mailboxes_selected, leads_enrolled, warmup_running)
-LAUNCH_CHECKS: list[Check] = list(BASIC_CHECKS)
+LAUNCH_CHECKS: list[Check] = [*BASIC_CHECKS, *GATE_CHECKS]
 """The checks ``campaign start`` runs; the pre-launch gate appends its own here."""
 
 

@@ -10,6 +10,7 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
+from mailfleet.cli import campaign as campaign_cli
 from mailfleet.cli import leads as leads_cli
 from mailfleet.cli.main import app
 
@@ -240,9 +241,15 @@ def test_leads_import_mapping_and_file_errors(
     assert run("leads", "import", str(csv), "--campaign", "Q3", "--mapping", "bad").exit_code == 2
 
 
+class CleanDns:
+    async def failing(self, domain: str, provider: str) -> tuple[str, ...]:
+        return ()
+
+
 def test_start_checks_readiness_then_pause_and_resume(
-    home: Path, tmp_path: Path, campaign_file: Path
+    home: Path, tmp_path: Path, campaign_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(campaign_cli, "domain_checker", CleanDns)
     assert run("campaign", "create", str(campaign_file)).exit_code == 0
     refused = run("campaign", "start", "Q3")
     assert refused.exit_code == 2
@@ -259,6 +266,9 @@ def test_start_checks_readiness_then_pause_and_resume(
     )
     off = run("warmup", "off", "a@brand.example")
     assert off.exit_code == 0 and "warmup off" in flat(off)
+    young = run("campaign", "start", "Q3")
+    assert young.exit_code == 2 and "warmed up for 0 of 14 days" in flat(young)
+    db(home, "update mailbox set created_at = datetime(created_at, '-15 days')")
     started = run("campaign", "start", "Q3")
     assert started.exit_code == 0, started.output
     assert db(home, "select status from campaign") == [("active",)]

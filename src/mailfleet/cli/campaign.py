@@ -1,14 +1,22 @@
 """``mailfleet campaign …``: validate, create, list, show, start, pause, resume.
 
 A campaign is created from its file as a draft; ``start`` runs the launch checks
-of :mod:`mailfleet.readiness` and refuses on any error; ``pause`` and ``resume``
-stop and restart its sending (enrollments keep their place).
+of :mod:`mailfleet.readiness` (with the pre-launch gate: mailboxes connected and
+warmed up, domains authenticated, leads validated) and refuses listing every
+error; ``--force`` starts anyway and records the overridden reasons in a
+``campaign.forced`` event. ``pause`` and ``resume`` stop and restart its sending
+(enrollments keep their place).
+
+The gate's DNS verdicts come from :data:`domain_checker`, a factory returning a
+:class:`~mailfleet.readiness.DomainChecker` (None: DNS is not checked and the gate
+says so in a warning).
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailfleet.campaigns import CampaignFileError, StopRules, load_campaign
 from mailfleet.cli.common import CommandError, campaign, console, fail, with_db, workspace
 from mailfleet.clock import SystemClock
-from mailfleet.readiness import Finding, assess
+from mailfleet.readiness import DomainChecker, Finding, assess
 from mailfleet.store import (
     Campaign,
     CampaignStatus,
@@ -31,6 +39,16 @@ from mailfleet.store import (
 )
 from mailfleet.store import commands as store_commands
 from mailfleet.store import repository as repo
+from mailfleet.store.launch import gate_facts
+
+
+def no_domain_checker() -> DomainChecker | None:
+    """No DNS checker configured: the gate warns that DNS was not checked."""
+    return None
+
+
+#: Builds the gate's DNS checker for one command; replaced when DNS checks are wired in.
+domain_checker: Callable[[], DomainChecker | None] = no_domain_checker
 
 campaign_app = typer.Typer(
     help="Campaigns: create from a file, start, pause, resume.", no_args_is_help=True
@@ -243,7 +261,7 @@ def campaign_show(
                 **await _counts(session, row),
                 "readiness": [
                     {"level": f.level, "code": f.code, "message": f.message}
-                    for f in assess(await repo.launch_facts(session, row, now))
+                    for f in assess(await gate_facts(session, row, now, domain_checker()))
                 ],
             }
 
@@ -293,6 +311,8 @@ def _transition(
     allowed: tuple[str, ...],
     target: CampaignStatus,
     verb: str,
+    *,
+    force: bool = False,
 ) -> None:
     async def run(db: Database) -> list[Finding]:
         async with db.session() as session:
@@ -309,11 +329,27 @@ def _transition(
             now = SystemClock().now()
             findings: list[Finding] = []
             if verb == "started":
-                findings = assess(await repo.launch_facts(session, row, now))
+                findings = assess(await gate_facts(session, row, now, domain_checker()))
                 errors = [f for f in findings if f.level == "error"]
-                if errors:
+                if errors and not force:
                     lines = "\n".join(f"  ✗ {f.message}" for f in errors)
-                    raise CommandError(f"campaign {name!r} cannot start:\n{lines}")
+                    raise CommandError(
+                        f"campaign {name!r} cannot start:\n{lines}\n"
+                        "(--force starts it anyway and records these reasons)"
+                    )
+                if errors:
+                    event = repo.add_event(
+                        session,
+                        workspace_id=row.workspace_id,
+                        at=now,
+                        kind="campaign.forced",
+                        message=f"started despite {len(errors)} launch check error(s): "
+                        + "; ".join(f.message for f in errors),
+                        campaign_id=row.id,
+                    )
+                    event.data = {
+                        "overridden": [{"code": f.code, "message": f.message} for f in errors]
+                    }
                 row.started_at = row.started_at or now
             row.status = target
             repo.add_event(
@@ -327,14 +363,33 @@ def _transition(
             return findings
 
     for finding in with_db(run):
-        console.print(f"  [yellow]![/] {finding.message}", highlight=False)
+        if finding.level == "error":
+            console.print(f"  [red]✗ overridden:[/] {finding.message}", highlight=False)
+        else:
+            console.print(f"  [yellow]![/] {finding.message}", highlight=False)
     console.print(f"campaign {name!r} {verb}", highlight=False)
 
 
 @campaign_app.command("start")
-def campaign_start(name: str, workspace_slug: WorkspaceOption = None) -> None:
-    """Start sending a draft campaign, once its launch checks pass."""
-    _transition(name, workspace_slug, (CampaignStatus.DRAFT,), CampaignStatus.ACTIVE, "started")
+def campaign_start(
+    name: str,
+    workspace_slug: WorkspaceOption = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Start despite failed launch checks; the reasons are recorded."
+        ),
+    ] = False,
+) -> None:
+    """Start sending a draft campaign, once its launch checks (the pre-launch gate) pass."""
+    _transition(
+        name,
+        workspace_slug,
+        (CampaignStatus.DRAFT,),
+        CampaignStatus.ACTIVE,
+        "started",
+        force=force,
+    )
 
 
 @campaign_app.command("pause")

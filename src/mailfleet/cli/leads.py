@@ -5,6 +5,11 @@ skipped (already in the campaign, or in another campaign's sequence), or
 rejected by the parser (bad address, suppressed address or domain, duplicate
 row, …) with file, row, column and reason. Nothing is half-imported: the rows
 are stored and enrolled in one transaction, or not at all.
+
+An import is the lead list's validation: the same transaction records a
+``lead_validation`` row (file, rows, accepted, rejected, enrolled, skipped) that
+``campaign start``'s pre-launch gate requires; leads enrolled any other way after
+it (API, scripts) make the gate ask for a new import.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from mailfleet.store.imports import (
     import_into_campaign,
     workspace_suppressions,
 )
+from mailfleet.store.launch import record_validation
 
 SHOWN = 50  # rows listed in the human report; --json lists them all
 
@@ -111,18 +117,32 @@ def leads_import(
                 except (OSError, UnicodeDecodeError) as exc:
                     raise CommandError(f"{path}: cannot read: {exc}") from None
                 storing = progress.add_task("storing", total=len(leads))
+                now = SystemClock().now()
                 try:
                     report = await import_into_campaign(
                         session,
                         row,
                         leads,
-                        SystemClock().now(),
+                        now,
                         source=str(path),
                         allow_duplicates_across_campaigns=allow_duplicates,
                         progress=lambda done: progress.update(storing, completed=done),
                     )
                 except ValueError as exc:
                     raise CommandError(str(exc)) from None
+                # The pre-launch gate reads this: the list was parsed, de-duplicated and
+                # checked against suppressions, in the transaction that enrolled it.
+                record_validation(
+                    session,
+                    row.id,
+                    now,
+                    source=str(path),
+                    rows=reader.summary.total_rows,
+                    accepted=len(leads),
+                    rejected=len(rejected),
+                    enrolled=report.enrolled,
+                    skipped=len(report.skipped),
+                )
             wanted = set((row.settings or {}).get("fields") or [])
             warnings = [
                 f"the campaign's templates use {{{{ {name} }}}}, which this file has no column "

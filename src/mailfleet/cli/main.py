@@ -18,11 +18,13 @@ from rich.table import Table
 from mailfleet.campaigns import CampaignFileError
 from mailfleet.cli.campaign import campaign_app
 from mailfleet.cli.doctor import doctor
+from mailfleet.cli.health import health
 from mailfleet.cli.inbound import inbound_app
 from mailfleet.cli.inbox import inbox
 from mailfleet.cli.keys import keys_app
 from mailfleet.cli.leads import leads_import
 from mailfleet.cli.mailbox import mailbox_app
+from mailfleet.cli.run import run
 from mailfleet.cli.sends import sends_app
 from mailfleet.cli.simulate import simulate
 from mailfleet.cli.warmup import warmup_app
@@ -46,6 +48,8 @@ app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(keys_app, name="keys")
 app.add_typer(inbound_app, name="inbound")
 app.command("doctor")(doctor)
+app.command("health")(health)
+app.command("run")(run)
 app.command("inbox")(inbox)
 app.command("simulate")(simulate)
 

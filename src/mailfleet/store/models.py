@@ -425,3 +425,26 @@ class MailboxLease(Base):
     )
     worker_id: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime]
+
+
+class LeadValidation(Base):
+    """One validation of a campaign's lead list: when, from what, and what it found.
+
+    ``leads import`` writes one per file: every row was parsed (address syntax,
+    required columns), checked against the workspace's suppressions and de-duplicated
+    before anything was enrolled. The pre-launch gate requires one, and that no
+    active enrollment was made after the latest (leads that bypassed validation).
+    """
+
+    __tablename__ = "lead_validation"
+    __table_args__ = (Index("ix_lead_validation_campaign", "campaign_id", "validated_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
+    validated_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(1000))  # the file, as given
+    rows: Mapped[int] = mapped_column(Integer)
+    accepted: Mapped[int] = mapped_column(Integer)  # parsed and not suppressed
+    rejected: Mapped[int] = mapped_column(Integer)  # bad rows, with their reasons in the report
+    enrolled: Mapped[int] = mapped_column(Integer)
+    skipped: Mapped[int] = mapped_column(Integer)  # already in this or another sequence

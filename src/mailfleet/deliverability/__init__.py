@@ -1,0 +1,1 @@
+"""Deliverability policy: health scores and auto-pause decisions (pure; no I/O)."""
