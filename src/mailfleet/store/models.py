@@ -468,7 +468,10 @@ class WarmupThread(Base):
     messages: Mapped[int] = mapped_column(Integer, default=1)
     started_at: Mapped[datetime]
     last_at: Mapped[datetime]
-    cleaned_at: Mapped[datetime | None]
+    # Each side archives or deletes its copies once the thread went quiet; a thread
+    # that one side cleaned up is never continued.
+    opener_cleaned_at: Mapped[datetime | None]
+    peer_cleaned_at: Mapped[datetime | None]
 
 
 class WarmupMessage(Base):

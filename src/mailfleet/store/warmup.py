@@ -137,7 +137,8 @@ async def open_thread(
                 and_(WarmupThread.opener_mailbox_id == a, WarmupThread.peer_mailbox_id == b),
                 and_(WarmupThread.opener_mailbox_id == b, WarmupThread.peer_mailbox_id == a),
             ),
-            WarmupThread.cleaned_at.is_(None),
+            WarmupThread.opener_cleaned_at.is_(None),
+            WarmupThread.peer_cleaned_at.is_(None),
             WarmupThread.messages < max_messages,
             WarmupThread.last_at <= quiet_since,
         )
@@ -202,14 +203,19 @@ async def unobserved_for_peer(
 async def stale_threads(
     session: AsyncSession, mailbox_id: int, before: datetime
 ) -> list[WarmupThread]:
-    """Threads of ``mailbox_id`` (either side) quiet since ``before`` and not cleaned up."""
+    """Threads of ``mailbox_id`` quiet since ``before`` that its side has not cleaned up."""
     rows = await session.scalars(
         select(WarmupThread).where(
             or_(
-                WarmupThread.opener_mailbox_id == mailbox_id,
-                WarmupThread.peer_mailbox_id == mailbox_id,
+                and_(
+                    WarmupThread.opener_mailbox_id == mailbox_id,
+                    WarmupThread.opener_cleaned_at.is_(None),
+                ),
+                and_(
+                    WarmupThread.peer_mailbox_id == mailbox_id,
+                    WarmupThread.peer_cleaned_at.is_(None),
+                ),
             ),
-            WarmupThread.cleaned_at.is_(None),
             WarmupThread.last_at <= before,
         )
     )

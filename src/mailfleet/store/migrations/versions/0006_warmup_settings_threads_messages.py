@@ -53,7 +53,8 @@ def upgrade() -> None:
         sa.Column("messages", sa.Integer(), nullable=False),
         sa.Column("started_at", sa.DateTime(), nullable=False),
         sa.Column("last_at", sa.DateTime(), nullable=False),
-        sa.Column("cleaned_at", sa.DateTime(), nullable=True),
+        sa.Column("opener_cleaned_at", sa.DateTime(), nullable=True),
+        sa.Column("peer_cleaned_at", sa.DateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["opener_mailbox_id"],
             ["mailbox.id"],
