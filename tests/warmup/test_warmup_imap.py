@@ -1,0 +1,105 @@
+"""Warmup end to end over the sandbox: SMTP out, IMAP in, placement, rescue, replies, caps."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from mailfleet.clock import VirtualClock
+from mailfleet.engine.inbox import InboxSettings, InboxSync
+from mailfleet.sandbox import INBOX, JUNK, Sandbox
+from mailfleet.store import InboundMessage, Send, SendKind, SendStatus
+from mailfleet.store.models import WarmupMessage, WarmupThread
+
+from tests.warmup.world import WarmupWorld, build
+
+A = "rep0@alpha.example"
+B = "rep0@beta.example"  # same tenant as A: never A's peer
+C = "rep0@gamma.example"
+D = "rep0@delta.example"
+
+
+async def run(world: WarmupWorld, hours: float, step: timedelta = timedelta(minutes=30)) -> None:
+    end = world.clock.now() + timedelta(hours=hours)
+    while world.clock.now() < end:
+        report = await world.sender.tick(world.clock.now())
+        assert not report.errors, report.errors
+        await world.receiver.run_once()
+        world.clock.advance(step)
+
+
+async def test_warmup_lands_in_junk_is_rescued_and_placement_recorded(
+    tmp_path: Path, clock: VirtualClock, sandbox: Sandbox
+) -> None:
+    world = await build(tmp_path, clock, sandbox)
+    try:
+        sandbox.set_junk_share("*", "alpha.example", 1.0)  # every peer files A's mail in Junk
+        await run(world, 24)
+        async with world.db.session() as session:
+            rows = (
+                await session.execute(
+                    select(WarmupMessage, Send).join(Send, Send.id == WarmupMessage.send_id)
+                )
+            ).all()
+        from_a = [(m, s) for m, s in rows if s.from_address == A]
+        assert from_a, "A sent no warmup"
+        for message, send in rows:
+            assert send.kind == SendKind.WARMUP and send.status == SendStatus.SENT
+            # never the same domain or tenant
+            assert send.to_address.split("@")[1] not in (send.from_address.split("@")[1],)
+            if send.from_address in (A, B):
+                assert send.to_address in (C, D)
+            else:
+                assert send.to_address in (A, B)
+        for message, send in from_a:
+            assert message.placement == "junk", (send.to_address, message.placement)
+            copy = sandbox.store.find_by_message_id(send.to_address, INBOX, send.message_id)
+            assert copy is not None and "\\Seen" in copy.flags
+            assert sandbox.store.find_by_message_id(send.to_address, JUNK, send.message_id) is None
+        others = [m for m, s in rows if s.from_address != A and s.status == SendStatus.SENT]
+        assert others and all(m.placement == "inbox" for m in others if m.observed_at)
+        replies = [m for m, s in rows if m.origin == "reply"]
+        assert replies, "no peer replied in a day"
+        async with world.db.session() as session:
+            threads = (await session.scalars(select(WarmupThread))).all()
+        assert any(t.messages > 1 for t in threads)
+    finally:
+        await world.close()
+
+
+async def test_inbox_sync_records_warmup_without_treating_it_as_a_reply_or_moving_it(
+    tmp_path: Path, clock: VirtualClock, sandbox: Sandbox
+) -> None:
+    world = await build(tmp_path, clock, sandbox)
+    sync = InboxSync(world.db, clock, world.sender.credentials, settings=InboxSettings())
+    try:
+        sandbox.set_junk_share(C, "*", 1.0)
+        for _ in range(30):
+            await world.sender.tick(clock.now())
+            clock.advance(timedelta(minutes=30))
+        assert sandbox.store.count(C, JUNK) > 0
+        await sync.sync_all()
+        async with world.db.session() as session:
+            kinds = dict(
+                (
+                    await session.execute(
+                        select(InboundMessage.kind, func.count()).group_by(InboundMessage.kind)
+                    )
+                ).all()
+            )
+        assert set(kinds) == {"warmup"}
+        assert sandbox.store.count(C, JUNK) > 0  # left for the receiver to measure
+        await world.receiver.run_once()
+        assert sandbox.store.count(C, JUNK) == 0
+        async with world.db.session() as session:
+            junk = await session.scalar(
+                select(func.count()).where(
+                    WarmupMessage.peer_mailbox_id == world.ids[C], WarmupMessage.placement == "junk"
+                )
+            )
+        assert junk and junk > 0
+    finally:
+        await sync.close()
+        await world.close()
