@@ -13,7 +13,7 @@ from mailfleet.sandbox import INBOX, JUNK, Sandbox
 from mailfleet.store import InboundMessage, Send, SendKind, SendStatus
 from mailfleet.store.models import WarmupMessage, WarmupThread
 
-from tests.warmup.world import WarmupWorld, build
+from .world import WarmupWorld, build
 
 A = "rep0@alpha.example"
 B = "rep0@beta.example"  # same tenant as A: never A's peer
@@ -102,4 +102,45 @@ async def test_inbox_sync_records_warmup_without_treating_it_as_a_reply_or_movin
         assert junk and junk > 0
     finally:
         await sync.close()
+        await world.close()
+
+
+async def test_junk_from_day_10_cuts_the_cold_cap_within_a_day_and_recovery_restores_it(
+    tmp_path: Path, clock: VirtualClock, sandbox: Sandbox
+) -> None:
+    world = await build(tmp_path, clock, sandbox, started_on=clock.now().date() - timedelta(days=9))
+    start = clock.now()  # day 10 of the ramp
+    try:
+        await run(world, 24, step=timedelta(hours=1))
+        assert (await world.settings(C)).cold_cap_factor == 1.0
+        # Day 11: every peer files C's mail in Junk.
+        junk_from = clock.now()
+        sandbox.set_junk_share("*", "gamma.example", 1.0)
+        await run(world, 24, step=timedelta(hours=1))
+        cut = await world.settings(C)
+        assert cut.cold_cap_factor < 1.0
+        assert cut.cap_changed_at is not None and cut.cap_changed_at - junk_from <= timedelta(days=1)
+        assert (await world.settings(A)).cold_cap_factor == 1.0  # others unaffected
+        # The filter forgives C: placement recovers, and the cap comes back step by step.
+        sandbox.set_junk_share("*", "gamma.example", 0.0)
+        factors = [cut.cold_cap_factor]
+        while factors[-1] < 1.0 and len(factors) < 7:
+            await run(world, 24, step=timedelta(hours=1))
+            factors.append((await world.settings(C)).cold_cap_factor)
+        assert factors == sorted(factors) and factors[-1] == 1.0
+        assert len(set(factors)) > 2  # gradually, not at once
+        async with world.db.session() as session:
+            from mailfleet.store import Event
+
+            events = (
+                await session.scalars(
+                    select(Event)
+                    .where(Event.kind == "warmup.cold_cap", Event.mailbox_id == world.ids[C])
+                    .order_by(Event.at)
+                )
+            ).all()
+        assert "cut" in events[0].message and "Junk" in events[0].message
+        assert "restored" in events[-1].message
+        assert clock.now() - start < timedelta(days=9)
+    finally:
         await world.close()

@@ -36,6 +36,7 @@ class WarmupWorld:
     ids: dict[str, int]  # address -> mailbox id
 
     async def close(self) -> None:
+        await self.receiver.close()
         await self.pool.close_all()
         await self.http.aclose()
         await self.db.close()

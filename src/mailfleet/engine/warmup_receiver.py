@@ -133,6 +133,7 @@ class WarmupReceiver:
         self._semaphore = asyncio.Semaphore(concurrency)
         self._timeout = timeout
         self._cleaned_on: dict[int, date] = {}
+        self._sessions: dict[int, tuple[ImapClient, list[Folder]]] = {}
 
     async def run_once(self) -> ReceiverReport:
         """One pass over every mailbox that has IMAP and warmup mail to look for."""
@@ -174,20 +175,46 @@ class WarmupReceiver:
             self._cleaned_on[box.id] = day
             return report
         report.mailboxes = 1
-        client = await self._connect(box)
+        client, listed = await self._session(box)
         try:
-            listed = await client.list_folders()
             for folder in sync_folders(listed):
                 await self._scan(client, box, folder.name, folder.role, expected, now, report)
             if stale:
                 await self._cleanup(client, box, listed, stale, stale_tokens, now, report)
             self._cleaned_on[box.id] = day
-        finally:
+        except BaseException:
+            self._drop(box.id)  # a session in an unknown state is not reused
+            raise
+        return report
+
+    async def _session(self, box: Mailbox) -> tuple[ImapClient, list[Folder]]:
+        """The mailbox's IMAP session, kept open between passes (reconnected when it died)."""
+        cached = self._sessions.get(box.id)
+        if cached is not None and cached[0].is_connected:
+            return cached
+        self._drop(box.id)
+        client = await self._connect(box)
+        try:
+            listed = await client.list_folders()
+        except BaseException:
+            client.close()
+            raise
+        self._sessions[box.id] = (client, listed)
+        return client, listed
+
+    def _drop(self, mailbox_id: int) -> None:
+        cached = self._sessions.pop(mailbox_id, None)
+        if cached is not None:
+            cached[0].close()
+
+    async def close(self) -> None:
+        """Log out of every kept IMAP session."""
+        sessions, self._sessions = self._sessions, {}
+        for client, _ in sessions.values():
             try:
                 await client.logout()
             except (ImapError, OSError):
                 client.close()
-        return report
 
     async def _connect(self, box: Mailbox) -> ImapClient:
         assert box.imap_host is not None
