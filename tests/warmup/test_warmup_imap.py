@@ -9,9 +9,11 @@ from sqlalchemy import func, select
 
 from mailfleet.clock import VirtualClock
 from mailfleet.engine.inbox import InboxSettings, InboxSync
+from mailfleet.engine.warmup import WarmupConfig
 from mailfleet.sandbox import INBOX, JUNK, Sandbox
 from mailfleet.store import InboundMessage, Send, SendKind, SendStatus
 from mailfleet.store.models import WarmupMessage, WarmupThread
+from mailfleet.warmup import RampSettings
 
 from .world import WarmupWorld, build
 
@@ -108,15 +110,19 @@ async def test_inbox_sync_records_warmup_without_treating_it_as_a_reply_or_movin
 async def test_junk_from_day_10_cuts_the_cold_cap_within_a_day_and_recovery_restores_it(
     tmp_path: Path, clock: VirtualClock, sandbox: Sandbox
 ) -> None:
-    world = await build(tmp_path, clock, sandbox, started_on=clock.now().date() - timedelta(days=9))
+    # A flat ramp of 6 a day keeps the run short; the automation does not depend on volume.
+    config = WarmupConfig(ramp=RampSettings(start=6, step=0, ceiling=6))
+    ten_days_ago = clock.now().date() - timedelta(days=9)
+    world = await build(tmp_path, clock, sandbox, started_on=ten_days_ago, config=config)
     start = clock.now()  # day 10 of the ramp
+    step = timedelta(hours=2)
     try:
-        await run(world, 24, step=timedelta(hours=1))
+        await run(world, 24, step=step)
         assert (await world.settings(C)).cold_cap_factor == 1.0
         # Day 11: every peer files C's mail in Junk.
         junk_from = clock.now()
         sandbox.set_junk_share("*", "gamma.example", 1.0)
-        await run(world, 24, step=timedelta(hours=1))
+        await run(world, 24, step=step)
         cut = await world.settings(C)
         assert cut.cold_cap_factor < 1.0
         assert cut.cap_changed_at is not None and cut.cap_changed_at - junk_from <= timedelta(days=1)
@@ -125,7 +131,7 @@ async def test_junk_from_day_10_cuts_the_cold_cap_within_a_day_and_recovery_rest
         sandbox.set_junk_share("*", "gamma.example", 0.0)
         factors = [cut.cold_cap_factor]
         while factors[-1] < 1.0 and len(factors) < 7:
-            await run(world, 24, step=timedelta(hours=1))
+            await run(world, 24, step=step)
             factors.append((await world.settings(C)).cold_cap_factor)
         assert factors == sorted(factors) and factors[-1] == 1.0
         assert len(set(factors)) > 2  # gradually, not at once

@@ -134,6 +134,8 @@ class WarmupReceiver:
         self._timeout = timeout
         self._cleaned_on: dict[int, date] = {}
         self._sessions: dict[int, tuple[ImapClient, list[Folder]]] = {}
+        # (mailbox, folder) -> (UIDVALIDITY, highest UID read): later passes read newer mail only.
+        self._marks: dict[tuple[int, str], tuple[int, int]] = {}
 
     async def run_once(self) -> ReceiverReport:
         """One pass over every mailbox that has IMAP and warmup mail to look for."""
@@ -242,13 +244,21 @@ class WarmupReceiver:
         return client
 
     async def _marked(
-        self, client: ImapClient, since: datetime
+        self, client: ImapClient, since: datetime, *, after_uid: int | None = None
     ) -> list[tuple[FetchedMessage, str | None]]:
-        """Every message of the selected folder carrying the marker header, with its token."""
+        """Messages of the selected folder with the marker (token None: not ours).
+
+        With ``after_uid`` only the newer UIDs are fetched and checked here (a server
+        need not open every message for a header search); else the server searches
+        the marker header among the mail since ``since``.
+        """
         marker = self.config.marker
-        uids = await client.uid_search(
-            "SINCE", _imap_date(since), *header_criterion(marker.header, marker.prefix)
-        )
+        if after_uid is not None:
+            uids = [u for u in await client.uid_search("UID", f"{after_uid + 1}:*") if u > after_uid]
+        else:
+            uids = await client.uid_search(
+                "SINCE", _imap_date(since), *header_criterion(marker.header, marker.prefix)
+            )
         found: list[tuple[FetchedMessage, str | None]] = []
         for offset in range(0, len(uids), BATCH):
             for message in await client.uid_fetch(uids[offset : offset + BATCH]):
@@ -267,12 +277,22 @@ class WarmupReceiver:
         report: ReceiverReport,
     ) -> None:
         try:
-            await client.select(folder)
+            status = await client.select(folder)
         except ImapError:
             if role is FolderRole.JUNK:
                 return  # no Junk folder: INBOX still counts
             raise
-        marked = await self._marked(client, now - LOOKBACK)
+        key = (box.id, folder)
+        mark = self._marks.get(key)
+        top = (status.uid_next - 1) if status.uid_next else None
+        if mark is not None and mark[0] == status.uid_validity:
+            if top is not None and top <= mark[1]:
+                return  # nothing new since the last pass
+            marked = await self._marked(client, now, after_uid=mark[1])
+        else:
+            marked = await self._marked(client, now - LOOKBACK)
+        if top is not None:
+            self._marks[key] = (status.uid_validity, top)
         placement = Placement.JUNK if role is FolderRole.JUNK else Placement.INBOX
         seen: list[int] = []
         flag: list[int] = []
