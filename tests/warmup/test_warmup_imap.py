@@ -47,7 +47,7 @@ async def test_warmup_lands_in_junk_is_rescued_and_placement_recorded(
             ).all()
         from_a = [(m, s) for m, s in rows if s.from_address == A]
         assert from_a, "A sent no warmup"
-        for message, send in rows:
+        for _, send in rows:
             assert send.kind == SendKind.WARMUP and send.status == SendStatus.SENT
             # never the same domain or tenant
             assert send.to_address.split("@")[1] not in (send.from_address.split("@")[1],)
@@ -125,7 +125,9 @@ async def test_junk_from_day_10_cuts_the_cold_cap_within_a_day_and_recovery_rest
         await run(world, 24, step=step)
         cut = await world.settings(C)
         assert cut.cold_cap_factor < 1.0
-        assert cut.cap_changed_at is not None and cut.cap_changed_at - junk_from <= timedelta(days=1)
+        assert cut.cap_changed_at is not None and cut.cap_changed_at - junk_from <= timedelta(
+            days=1
+        )
         assert (await world.settings(A)).cold_cap_factor == 1.0  # others unaffected
         # The filter forgives C: placement recovers, and the cap comes back step by step.
         sandbox.set_junk_share("*", "gamma.example", 0.0)

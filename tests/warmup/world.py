@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+import httpx
 from sqlalchemy import select
 
 from mailfleet.clock import VirtualClock
@@ -17,8 +18,6 @@ from mailfleet.store import Database, Domain, Mailbox, Workspace
 from mailfleet.store.models import WarmupSettings
 from mailfleet.transport.secrets import SecretBox
 from mailfleet.transport.smtp import SmtpPool
-
-import httpx
 
 TENANTS = ("contoso.onmicrosoft.com", "fabrikam.onmicrosoft.com")
 DOMAINS = {"alpha.example": 0, "beta.example": 0, "gamma.example": 1, "delta.example": 1}

@@ -93,11 +93,11 @@ DEFER_BACKOFF = timedelta(minutes=5)
 class WarmupConfig:
     """An installation's warmup: marker, seed, default ramp, peer behaviour, cap automation."""
 
-    marker: WarmupMarker = WarmupMarker()
+    marker: WarmupMarker = field(default_factory=WarmupMarker)
     seed: int = 0
-    ramp: RampSettings = RampSettings()
-    receiver: ReceiverPolicy = ReceiverPolicy()
-    caps: CapPolicy = CapPolicy()
+    ramp: RampSettings = field(default_factory=RampSettings)
+    receiver: ReceiverPolicy = field(default_factory=ReceiverPolicy)
+    caps: CapPolicy = field(default_factory=CapPolicy)
     thread_quiet: timedelta = timedelta(hours=18)  # a thread continues after this pause
     max_per_tick: int = 1000
 
@@ -218,7 +218,9 @@ class WarmupSender:
                     continue
                 row = settings[box.id]
                 day, midnight = local_day(now, box.timezone)
-                policy = capped_policy(mailbox_policy(box, now, self.fleet), row.cold_cap_factor, day)
+                policy = capped_policy(
+                    mailbox_policy(box, now, self.fleet), row.cold_cap_factor, day
+                )
                 plan = self._plan(box, row, pool, policy, campaigns, usage[box.id], day)
                 done = await wstore.done_slots(session, box.id, day)
                 pending = [p for p in plan if p.slot not in done]
@@ -503,7 +505,9 @@ class WarmupSender:
                     report.unknown += 1
                     continue
                 send.error = reaction.message
-                report.errors.append(f"warmup {mailbox.address} -> {send.to_address}: {reaction.message}")
+                report.errors.append(
+                    f"warmup {mailbox.address} -> {send.to_address}: {reaction.message}"
+                )
                 if reaction.deferred:
                     send.status = SendStatus.DEFERRED
                     report.deferred += 1

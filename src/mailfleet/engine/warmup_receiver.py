@@ -172,7 +172,9 @@ class WarmupReceiver:
             stale: list[WarmupThread] = []
             if self._cleaned_on.get(box.id) != day and cleanup_folder(policy) is not None:
                 stale = await wstore.stale_threads(session, box.id, now - policy.cleanup_after)
-            stale_tokens = {t for thread in stale for t in await wstore.thread_tokens(session, thread.id)}
+            stale_tokens = {
+                t for thread in stale for t in await wstore.thread_tokens(session, thread.id)
+            }
         if not expected and not stale:
             self._cleaned_on[box.id] = day
             return report
@@ -254,7 +256,9 @@ class WarmupReceiver:
         """
         marker = self.config.marker
         if after_uid is not None:
-            uids = [u for u in await client.uid_search("UID", f"{after_uid + 1}:*") if u > after_uid]
+            uids = [
+                u for u in await client.uid_search("UID", f"{after_uid + 1}:*") if u > after_uid
+            ]
         else:
             uids = await client.uid_search(
                 "SINCE", _imap_date(since), *header_criterion(marker.header, marker.prefix)

@@ -11,15 +11,14 @@ from mailfleet.clock import Clock
 from mailfleet.sandbox.behaviour import MailboxBehaviour, Submission
 from mailfleet.sandbox.directory import Directory, SandboxMailbox
 from mailfleet.sandbox.imap import ImapServer
+from mailfleet.sandbox.junk import JunkRules
 from mailfleet.sandbox.limits import MICROSOFT_365_LIMITS, NO_LIMITS, SubmissionLimits
 from mailfleet.sandbox.mailstore import INBOX, JUNK, SENT_ITEMS, MailStore
 from mailfleet.sandbox.prospects import ProspectSimulator
 from mailfleet.sandbox.smtp import SubmissionServer
 from mailfleet.sandbox.tls import TlsMaterial, create_tls_material
-from mailfleet.sandbox.junk import JunkRules
 from mailfleet.sandbox.token_server import TokenServer
 from mailfleet.sandbox.tokens import OAuthApp, TokenService
-
 
 EXTRA_FOLDERS = ("Archive", "Deleted Items")
 """Folders a world mailbox has besides INBOX, Junk and Sent Items, as in Microsoft 365."""

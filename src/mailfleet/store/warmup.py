@@ -51,7 +51,9 @@ async def settings_of(
     found: dict[int, WarmupSettings] = {}
     for offset in range(0, len(ids), CHUNK):
         rows = await session.scalars(
-            select(WarmupSettings).where(WarmupSettings.mailbox_id.in_(ids[offset : offset + CHUNK]))
+            select(WarmupSettings).where(
+                WarmupSettings.mailbox_id.in_(ids[offset : offset + CHUNK])
+            )
         )
         found.update({row.mailbox_id: row for row in rows.all()})
     for box in mailboxes:

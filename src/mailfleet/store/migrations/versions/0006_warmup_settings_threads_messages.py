@@ -132,9 +132,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_warmup_message")),
         sa.UniqueConstraint("message_id", name=op.f("uq_warmup_message_message_id")),
         sa.UniqueConstraint("send_id", name=op.f("uq_warmup_message_send_id")),
-        sa.UniqueConstraint(
-            "sender_mailbox_id", "plan_day", "slot", name="uq_warmup_message_slot"
-        ),
+        sa.UniqueConstraint("sender_mailbox_id", "plan_day", "slot", name="uq_warmup_message_slot"),
     )
     op.create_index("ix_warmup_message_peer", "warmup_message", ["peer_mailbox_id", "placement"])
     op.create_index("ix_warmup_message_reply_due", "warmup_message", ["reply_due_at"])
