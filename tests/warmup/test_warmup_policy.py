@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import email
-import itertools
 import email.policy
+import itertools
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
