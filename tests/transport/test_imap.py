@@ -189,6 +189,8 @@ async def test_list_folders_reports_junk_and_sent_special_use(box: Sandbox) -> N
         ("INBOX", None),
         ("Junk", "\\Junk"),
         ("Sent Items", "\\Sent"),
+        ("Archive", "\\Archive"),
+        ("Deleted Items", "\\Trash"),
     ]
     assert {f.delimiter for f in folders} == {"/"}
 
