@@ -14,7 +14,17 @@ from mailfleet.engine.credentials import CredentialCache
 from mailfleet.engine.warmup import WarmupConfig, WarmupSender
 from mailfleet.engine.warmup_receiver import WarmupReceiver
 from mailfleet.sandbox import Sandbox
-from mailfleet.store import Database, Domain, Mailbox, Workspace
+from mailfleet.store import (
+    Campaign,
+    CampaignStatus,
+    Database,
+    Domain,
+    Enrollment,
+    Lead,
+    Mailbox,
+    Step,
+    Workspace,
+)
 from mailfleet.store.models import WarmupSettings
 from mailfleet.transport.secrets import SecretBox
 from mailfleet.transport.smtp import SmtpPool
@@ -33,6 +43,7 @@ class WarmupWorld:
     pool: SmtpPool
     http: httpx.AsyncClient
     ids: dict[str, int]  # address -> mailbox id
+    box: SecretBox
 
     async def close(self) -> None:
         await self.receiver.close()
@@ -56,7 +67,10 @@ async def build(
     config: WarmupConfig | None = None,
     started_on: date | None = None,
     gap_seconds: int = 60,
+    leads: int = 0,
+    daily_cap: int | None = None,
 ) -> WarmupWorld:
+    """The world; with ``leads`` a running one-step campaign mails prospects from every mailbox."""
     now = clock.now()
     db = Database(f"sqlite+aiosqlite:///{tmp / 'warmup.db'}")
     await db.migrate()
@@ -102,6 +116,7 @@ async def build(
                     client_id="app",
                     secret=box.seal({"client_secret": "s3cret"}),
                     min_gap_seconds=gap_seconds,
+                    daily_cap=daily_cap,
                     ramp_start=now.date() - timedelta(days=60),
                     timezone="UTC",
                     warmup_enabled=True,
@@ -122,13 +137,53 @@ async def build(
                         updated_at=now,
                     )
                 )
+        if leads:
+            sandbox.add_prospect_domain("prospect.example")
+            campaign = Campaign(
+                workspace_id=ws.id,
+                name="C",
+                status=CampaignStatus.ACTIVE,
+                timezone="UTC",
+                window_days=[1, 2, 3, 4, 5, 6, 7],
+                window_start_minute=0,
+                window_end_minute=24 * 60,
+                use_lead_timezone=False,
+                mailbox_tags=[],
+                settings={},
+                created_at=now,
+                started_at=now,
+            )
+            campaign.steps.append(Step(position=1, subject="Hello", body_text="Hi there"))
+            session.add(campaign)
+            await session.flush()
+            for i in range(leads):
+                lead = Lead(
+                    workspace_id=ws.id,
+                    email=f"lead{i}@p{i}.prospect.example",
+                    email_normalized=f"lead{i}@p{i}.prospect.example",
+                    fields={},
+                    created_at=now,
+                )
+                session.add(lead)
+                await session.flush()
+                session.add(
+                    Enrollment(
+                        campaign_id=campaign.id,
+                        lead_id=lead.id,
+                        next_step=1,
+                        next_due_at=now,
+                        references=[],
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
     http = httpx.AsyncClient(timeout=30)
     credentials = CredentialCache(box, clock, http)
     pool = SmtpPool(clock)
     config = config or WarmupConfig()
     sender = WarmupSender(db, clock, credentials, pool, config=config)
     receiver = WarmupReceiver(db, clock, credentials, config=config)
-    return WarmupWorld(db, clock, sandbox, sender, receiver, pool, http, ids)
+    return WarmupWorld(db, clock, sandbox, sender, receiver, pool, http, ids, box)
 
 
 async def mailbox(world: WarmupWorld, address: str) -> Mailbox:
