@@ -152,3 +152,101 @@ async def test_junk_from_day_10_cuts_the_cold_cap_within_a_day_and_recovery_rest
         assert clock.now() - start < timedelta(days=9)
     finally:
         await world.close()
+
+
+async def test_a_refused_warmup_is_deferred_its_slot_retried_and_the_mailbox_backs_off(
+    tmp_path: Path, clock: VirtualClock, sandbox: Sandbox
+) -> None:
+    from mailfleet.sandbox.faults import fault
+
+    world = await build(tmp_path, clock, sandbox)
+    try:
+        busy = fault("server_busy", times=1)
+        sandbox.set_behaviour(A, busy)
+        clock.advance(timedelta(hours=8))  # several of A's slots are due
+        first = await world.sender.tick(clock.now())
+        assert first.deferred == 1 and busy.refused
+        async with world.db.session() as session:
+            deferred = (
+                await session.execute(
+                    select(Send, WarmupMessage)
+                    .join(WarmupMessage, WarmupMessage.send_id == Send.id)
+                    .where(Send.status == SendStatus.DEFERRED)
+                )
+            ).one()
+        assert deferred[0].from_address == A and deferred[1].slot is None  # slot freed
+        again = await world.sender.tick(clock.now())
+        assert world.ids[A] not in {m for m, _, _ in again.sent}  # backing off
+        clock.advance(timedelta(hours=1))
+        later = await world.sender.tick(clock.now())
+        assert world.ids[A] in {m for m, _, _ in later.sent}
+        async with world.db.session() as session:
+            slots = (
+                await session.scalars(
+                    select(WarmupMessage.slot).where(
+                        WarmupMessage.sender_mailbox_id == world.ids[A],
+                        WarmupMessage.slot.is_not(None),
+                    )
+                )
+            ).all()
+        assert 0 in slots and len(slots) == len(set(slots))  # the first slot was sent after all
+    finally:
+        await world.close()
+
+
+async def test_paused_warmup_sends_nothing_and_next_due_points_at_the_next_slot(
+    tmp_path: Path, clock: VirtualClock, sandbox: Sandbox
+) -> None:
+    world = await build(tmp_path, clock, sandbox)
+    try:
+        async with world.db.session() as session:
+            from mailfleet.store.models import WarmupSettings
+
+            row = await session.get(WarmupSettings, world.ids[C])
+            assert row is not None
+            row.paused = True
+        report = await world.sender.tick(clock.now())
+        assert report.sent == []  # 00:00: nothing due before 07:00 local
+        wake = world.sender.next_due(clock.now())
+        assert wake is not None and timedelta(hours=7) <= wake - clock.now() <= timedelta(hours=9)
+        await run(world, 24)
+        async with world.db.session() as session:
+            senders = set(
+                (
+                    await session.scalars(select(Send.from_address).where(Send.kind == "warmup"))
+                ).all()
+            )
+        assert C not in senders and {A, B, D} <= senders
+    finally:
+        await world.close()
+
+
+async def test_old_warmup_threads_are_archived_on_both_sides(
+    tmp_path: Path, clock: VirtualClock, sandbox: Sandbox
+) -> None:
+    world = await build(tmp_path, clock, sandbox)
+    try:
+        await run(world, 24, step=timedelta(hours=1))
+        kept = sandbox.store.count(C, INBOX) + sandbox.store.count(A, "Sent Items")
+        assert kept > 0 and sandbox.store.count(C, "Archive") == 0
+        world.sender.config = type(world.sender.config)(
+            ramp=RampSettings(start=0, step=0, ceiling=0)
+        )
+        for _ in range(9):  # quiet days: no new warmup, the threads age
+            clock.advance(timedelta(days=1))
+            await world.receiver.run_once()
+        assert sandbox.store.count(C, "Archive") > 0 and sandbox.store.count(A, "Archive") > 0
+        marker = world.sender.config.marker
+        import email as email_lib
+        import email.policy as email_policy
+
+        for address in (A, C):
+            for folder in (INBOX, "Sent Items"):
+                for stored in sandbox.store.messages(address, folder):
+                    parsed = email_lib.message_from_bytes(stored.raw, policy=email_policy.compat32)
+                    assert marker.find(parsed) is None, (address, folder)
+        async with world.db.session() as session:
+            threads = (await session.scalars(select(WarmupThread))).all()
+        assert threads and all(t.opener_cleaned_at and t.peer_cleaned_at for t in threads)
+    finally:
+        await world.close()
