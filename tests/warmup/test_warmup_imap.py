@@ -250,3 +250,48 @@ async def test_old_warmup_threads_are_archived_on_both_sides(
         assert threads and all(t.opener_cleaned_at and t.peer_cleaned_at for t in threads)
     finally:
         await world.close()
+
+
+async def test_the_receiver_skips_foreign_and_broken_marked_mail_and_reports_a_bad_login(
+    tmp_path: Path, clock: VirtualClock, sandbox: Sandbox
+) -> None:
+    world = await build(tmp_path, clock, sandbox)
+    try:
+        clock.advance(timedelta(hours=9))
+        for _ in range(4):
+            await world.sender.tick(clock.now())
+            clock.advance(timedelta(hours=1))
+        token = world.sender.config.marker.token("<someone-else@x.test>")
+        junk = [
+            # Our marker, a token no send of ours carries.
+            f"From: x@x.test\r\nTo: {C}\r\nX-Entity-Ref-ID: {token}\r\nSubject: hi\r\n\r\nhi\r\n",
+            # The header prefix without a token, and a body that does not decode.
+            f"From: x@x.test\r\nTo: {C}\r\nX-Entity-Ref-ID: mfwu-\r\nContent-Transfer-Encoding:"
+            " base64\r\nSubject: \xff\r\n\r\n%%%not base64\r\n",
+        ]
+        for text in junk:
+            sandbox.store.append(
+                C,
+                JUNK,
+                text.encode("utf-8", "surrogateescape"),
+                sender="x@x.test",
+                recipients=[C],
+                received_at=clock.now(),
+            )
+        async with world.db.session() as session:
+            from mailfleet.store import Mailbox
+
+            d = await session.get(Mailbox, world.ids[D])
+            assert d is not None
+            d.secret = world.box.seal({"client_secret": "wrong"})
+        report = await world.receiver.run_once()
+        assert report.found > 0
+        assert any(D in e for e in report.errors)  # the bad login is reported, not raised
+        async with world.db.session() as session:
+            unknown = await session.scalar(select(func.count()).where(WarmupMessage.token == token))
+        assert unknown == 0
+        # Our marker's foreign token still leaves Junk (it is warmup mail); the token-less one stays.
+        left = [m.raw for m in sandbox.store.messages(C, JUNK)]
+        assert len(left) == 1 and b"%%%not base64" in left[0]
+    finally:
+        await world.close()

@@ -207,7 +207,12 @@ class WarmupSender:
             settings = await wstore.settings_of(session, enabled, now)
             await self._update_caps(session, enabled, settings, now, report)
             running = [b for b in enabled if not settings[b.id].paused]
-            pool = [_peer(b, settings[b.id]) for b in running]
+            # A peer must be able to act on what it receives: read over IMAP, still connected.
+            pool = [
+                _peer(b, settings[b.id])
+                for b in running
+                if b.imap_host and b.status != MailboxStatus.DISCONNECTED
+            ]
             by_id = {b.id: b for b in boxes}
             campaigns = await repo.active_campaigns(session)
             usage = await repo.usage_by_mailbox(session, running, now)
@@ -259,7 +264,7 @@ class WarmupSender:
         if not claims:
             return report
         results = await asyncio.gather(*(self._deliver(c) for c in claims))
-        await self._record(list(zip(claims, results, strict=True)), report)
+        await self._record(list(zip(claims, results, strict=True)), now, report)
         return report
 
     def _may_send(self, box: Mailbox, now: datetime, wake: list[datetime]) -> bool:
@@ -302,7 +307,8 @@ class WarmupSender:
             ratio=policy.warmup_ratio,
             seed=(self.config.seed, box.id),
         )
-        me = next(p for p in pool if p.mailbox_id == box.id)
+        me = next((p for p in pool if p.mailbox_id == box.id), None)
+        me = me or _peer(box, row)
         return plan_day(me, pool, day, box.timezone, target, ramp, seed=self.config.seed)
 
     def _admitted(
@@ -473,7 +479,10 @@ class WarmupSender:
         return await connection.submit(claim.mailbox.address, [claim.recipient], claim.raw)
 
     async def _record(
-        self, outcomes: list[tuple[_Claim, SubmitResult]], report: WarmupTickReport
+        self,
+        outcomes: list[tuple[_Claim, SubmitResult]],
+        claimed_at: datetime,
+        report: WarmupTickReport,
     ) -> None:
         """Store each outcome; a deferred one frees its slot (or its reply) for a later tick."""
         now = self.clock.now()
@@ -494,7 +503,8 @@ class WarmupSender:
                 if result.delivery is Delivery.ACCEPTED:
                     send.status = SendStatus.SENT
                     mailbox.failure_streak = 0
-                    report.sent.append((mailbox.id, now, send.recipients))
+                    # Counted at its claim time, as the store's usage counts it.
+                    report.sent.append((mailbox.id, claimed_at, send.recipients))
                     continue
                 if (
                     result.delivery is Delivery.UNKNOWN

@@ -34,6 +34,7 @@ from email.message import Message
 from sqlalchemy import select
 
 from mailfleet.clock import Clock
+from mailfleet.engine.credentials import CredentialError
 from mailfleet.engine.inbox_settings import CredentialSource
 from mailfleet.engine.warmup import WarmupConfig
 from mailfleet.inbox import FolderRole, sync_folders
@@ -51,6 +52,7 @@ from mailfleet.transport.imap import (
     ImapStage,
     header_criterion,
 )
+from mailfleet.transport.oauth import TokenError
 from mailfleet.warmup import Placement, cleanup_folder, decide_receipt
 
 __all__ = ["ReceiverReport", "WarmupReceiver"]
@@ -157,7 +159,7 @@ class WarmupReceiver:
         async with self._semaphore:
             try:
                 return await self.receive(box)
-            except (ImapError, OSError, ValueError) as exc:
+            except (ImapError, OSError, ValueError, CredentialError, TokenError) as exc:
                 log.warning("warmup receiver: %s: %s", box.address, exc)
                 return ReceiverReport(errors=[f"{box.address}: {exc}"])
 
