@@ -290,7 +290,7 @@ async def test_the_receiver_skips_foreign_and_broken_marked_mail_and_reports_a_b
         async with world.db.session() as session:
             unknown = await session.scalar(select(func.count()).where(WarmupMessage.token == token))
         assert unknown == 0
-        # Our marker's foreign token still leaves Junk (it is warmup mail); the token-less one stays.
+        # A foreign token of our marker still leaves Junk (it is warmup); a token-less one stays.
         left = [m.raw for m in sandbox.store.messages(C, JUNK)]
         assert len(left) == 1 and b"%%%not base64" in left[0]
     finally:

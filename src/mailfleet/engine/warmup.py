@@ -42,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailfleet.campaigns import selects_mailbox
 from mailfleet.clock import Clock
-from mailfleet.content.mime import OutgoingMessage, build_message, reply_subject, thread_references
+from mailfleet.content.mime import reply_subject, thread_references
 from mailfleet.engine.compose import Composer
 from mailfleet.engine.credentials import CredentialCache, CredentialError
 from mailfleet.engine.reaction import react
@@ -66,40 +66,24 @@ from mailfleet.store import warmup as wstore
 from mailfleet.store.models import WarmupMessage, WarmupSettings, WarmupThread
 from mailfleet.transport.smtp import Delivery, SmtpPool, SubmitResult
 from mailfleet.warmup import (
-    CapPolicy,
     Peer,
     PlannedWarmup,
-    RampSettings,
-    ReceiverPolicy,
-    WarmupMarker,
     capped_policy,
     continuation,
     daily_target,
     next_cold_cap_factor,
     opening,
     plan_day,
-    stamp_body,
     topic_for,
+    warmup_message,
 )
+from mailfleet.warmup.config import WarmupConfig
 
 __all__ = ["WarmupConfig", "WarmupSender", "WarmupTickReport"]
 
 log = logging.getLogger(__name__)
 PLACEMENT_HISTORY = timedelta(days=28)
 DEFER_BACKOFF = timedelta(minutes=5)
-
-
-@dataclass(frozen=True, slots=True)
-class WarmupConfig:
-    """An installation's warmup: marker, seed, default ramp, peer behaviour, cap automation."""
-
-    marker: WarmupMarker = field(default_factory=WarmupMarker)
-    seed: int = 0
-    ramp: RampSettings = field(default_factory=RampSettings)
-    receiver: ReceiverPolicy = field(default_factory=ReceiverPolicy)
-    caps: CapPolicy = field(default_factory=CapPolicy)
-    thread_quiet: timedelta = timedelta(hours=18)  # a thread continues after this pause
-    max_per_tick: int = 1000
 
 
 @dataclass(slots=True)
@@ -411,21 +395,20 @@ class WarmupSender:
             thread.messages += 1
             thread.last_at = now
         await session.flush()
-        raw = build_message(
-            OutgoingMessage(
-                from_address=sender.address,
-                from_name=sender.display_name or None,
-                to_address=peer.address,
-                to_name=peer.display_name or None,
-                subject=subject,
-                text=stamp_body(body, token),
-                message_id=message_id,
-                date=now,
-                in_reply_to=in_reply_to,
-                references=references,
-                extra_headers={self.config.marker.header: token},
-            )
-        ).as_bytes()
+        raw = warmup_message(
+            self.config.marker,
+            token,
+            sender=sender.address,
+            sender_name=sender.display_name,
+            peer=peer.address,
+            peer_name=peer.display_name,
+            subject=subject,
+            body=body,
+            message_id=message_id,
+            at=now,
+            in_reply_to=in_reply_to,
+            references=references,
+        )
         send = Send(
             workspace_id=sender.workspace_id,
             kind=SendKind.WARMUP,

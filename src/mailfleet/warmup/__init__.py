@@ -5,6 +5,7 @@ side is :mod:`mailfleet.engine.warmup` (sending) and
 :mod:`mailfleet.engine.warmup_receiver` (the peers' IMAP actions).
 """
 
+from mailfleet.warmup.config import WarmupConfig
 from mailfleet.warmup.content import WarmupText, continuation, has_link, opening, topic_for
 from mailfleet.warmup.health import (
     CapChange,
@@ -16,7 +17,7 @@ from mailfleet.warmup.health import (
     next_cold_cap_factor,
     placement_stats,
 )
-from mailfleet.warmup.marker import WarmupMarker, stamp_body
+from mailfleet.warmup.marker import WarmupMarker, stamp_body, warmup_message
 from mailfleet.warmup.plan import (
     PlannedWarmup,
     RampSettings,
@@ -49,6 +50,7 @@ __all__ = [
     "RampSettings",
     "ReceiverAction",
     "ReceiverPolicy",
+    "WarmupConfig",
     "WarmupMarker",
     "WarmupText",
     "capped_policy",
@@ -71,4 +73,5 @@ __all__ = [
     "spread",
     "stamp_body",
     "topic_for",
+    "warmup_message",
 ]

@@ -13,8 +13,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import Message
+
+from mailfleet.content.mime import OutgoingMessage, build_message
 
 _HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,60}")
 _PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{3,15}")
@@ -74,3 +78,36 @@ class WarmupMarker:
 def stamp_body(text: str, token: str) -> str:
     """The body with the token as a discreet closing reference line."""
     return f"{text.rstrip()}\n\nRef. {token}\n"
+
+
+def warmup_message(
+    marker: WarmupMarker,
+    token: str,
+    *,
+    sender: str,
+    sender_name: str,
+    peer: str,
+    peer_name: str,
+    subject: str,
+    body: str,
+    message_id: str,
+    at: datetime,
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
+) -> bytes:
+    """The raw warmup message: plain text, the token in the marker header and the body."""
+    return build_message(
+        OutgoingMessage(
+            from_address=sender,
+            from_name=sender_name or None,
+            to_address=peer,
+            to_name=peer_name or None,
+            subject=subject,
+            text=stamp_body(body, token),
+            message_id=message_id,
+            date=at,
+            in_reply_to=in_reply_to,
+            references=references,
+            extra_headers={marker.header: token},
+        )
+    ).as_bytes()
