@@ -273,6 +273,8 @@ async def test_list_marks_junk_and_sent_items_special_use(
         b'* LIST (\\HasNoChildren) "/" INBOX',
         b'* LIST (\\HasNoChildren \\Junk) "/" Junk',
         b'* LIST (\\HasNoChildren \\Sent) "/" "Sent Items"',
+        b'* LIST (\\HasNoChildren \\Archive) "/" Archive',
+        b'* LIST (\\HasNoChildren \\Trash) "/" "Deleted Items"',
     ]
 
 

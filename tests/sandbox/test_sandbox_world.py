@@ -116,7 +116,13 @@ async def test_mailboxes_need_an_existing_tenant(sandbox: Sandbox) -> None:
         sandbox.add_mailbox("x@y.test", "no-such-tenant")
     with pytest.raises(ValueError, match="already exists"):
         sandbox.add_mailbox(SENDER.upper(), TENANT)
-    assert sandbox.store.folders(SENDER) == ["INBOX", "Junk", "Sent Items"]
+    assert sandbox.store.folders(SENDER) == [
+        "INBOX",
+        "Junk",
+        "Sent Items",
+        "Archive",
+        "Deleted Items",
+    ]
 
 
 def test_public_names() -> None:

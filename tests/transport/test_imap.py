@@ -189,6 +189,8 @@ async def test_list_folders_reports_junk_and_sent_special_use(box: Sandbox) -> N
         ("INBOX", None),
         ("Junk", "\\Junk"),
         ("Sent Items", "\\Sent"),
+        ("Archive", "\\Archive"),
+        ("Deleted Items", "\\Trash"),
     ]
     assert {f.delimiter for f in folders} == {"/"}
 
@@ -364,9 +366,18 @@ async def test_check_walks_every_step_with_the_servers_words(box: Sandbox) -> No
     assert "AUTH=XOAUTH2" in replies["capabilities"]
     assert "audience https://outlook.office365.com" in replies["token"]
     assert replies["auth"] == "OK AUTHENTICATE completed."
-    assert replies["list"] == "INBOX, Junk (\\Junk), Sent Items (\\Sent)"
+    assert (
+        replies["list"]
+        == "INBOX, Junk (\\Junk), Sent Items (\\Sent), Archive (\\Archive), Deleted Items (\\Trash)"
+    )
     assert check.tls is not None
-    assert [f.name for f in check.folders] == ["INBOX", "Junk", "Sent Items"]
+    assert [f.name for f in check.folders] == [
+        "INBOX",
+        "Junk",
+        "Sent Items",
+        "Archive",
+        "Deleted Items",
+    ]
 
 
 async def test_check_explains_a_refused_token(box: Sandbox) -> None:

@@ -373,6 +373,8 @@ class InboxSync:
         for message in messages:
             result = self.classify(message.raw)
             classified.append((message, result))
+            if result.kind is Kind.WARMUP and not self.settings.act_on_warmup:
+                continue  # recorded, never a prospect's answer; the warmup receiver acts on it
             decision = decide(result, now=now, folder=folder.role, policy=self.settings.policy)
             if decision.flags and "\\Seen" in decision.flags and "\\Seen" not in message.flags:
                 seen.append(message.uid)

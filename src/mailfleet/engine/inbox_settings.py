@@ -44,6 +44,10 @@ class InboxSettings:
     pop3_max_bytes: int = 25 * 1024 * 1024  # larger POP3 messages are read as headers + 400 lines
     timeout: float = 60.0
     warmup_marker: str | None = DEFAULT_WARMUP_MARKER
+    # Warmup mail is the warmup receiver's (engine.warmup_receiver): it records where the
+    # mail landed before anything moves it. True lets this sync rescue and mark it itself
+    # (for installations that run no warmup receiver).
+    act_on_warmup: bool = False
     policy: InboxPolicy = field(default_factory=InboxPolicy)
 
     def __post_init__(self) -> None:

@@ -42,7 +42,12 @@ from pymap.user import UserMetadata
 from mailfleet.clock import Clock
 from mailfleet.sandbox.mailstore import INBOX, JUNK, SENT_ITEMS, MailStore, StoredMessage
 
-SPECIAL_USE: Final[dict[str, bytes]] = {JUNK: b"Junk", SENT_ITEMS: b"Sent"}
+SPECIAL_USE: Final[dict[str, bytes]] = {
+    JUNK: b"Junk",
+    SENT_ITEMS: b"Sent",
+    "Archive": b"Archive",
+    "Deleted Items": b"Trash",
+}
 """RFC 6154 attributes (without the backslash) that LIST shows on the sandbox's folders."""
 
 DELIMITER = "/"

@@ -11,6 +11,7 @@ from mailfleet.clock import Clock
 from mailfleet.sandbox.behaviour import MailboxBehaviour, Submission
 from mailfleet.sandbox.directory import Directory, SandboxMailbox
 from mailfleet.sandbox.imap import ImapServer
+from mailfleet.sandbox.junk import JunkRules
 from mailfleet.sandbox.limits import MICROSOFT_365_LIMITS, NO_LIMITS, SubmissionLimits
 from mailfleet.sandbox.mailstore import INBOX, JUNK, SENT_ITEMS, MailStore
 from mailfleet.sandbox.prospects import ProspectSimulator
@@ -18,6 +19,9 @@ from mailfleet.sandbox.smtp import SubmissionServer
 from mailfleet.sandbox.tls import TlsMaterial, create_tls_material
 from mailfleet.sandbox.token_server import TokenServer
 from mailfleet.sandbox.tokens import OAuthApp, TokenService
+
+EXTRA_FOLDERS = ("Archive", "Deleted Items")
+"""Folders a world mailbox has besides INBOX, Junk and Sent Items, as in Microsoft 365."""
 
 
 class Sandbox:
@@ -38,6 +42,7 @@ class Sandbox:
         self.tokens = TokenService(clock, self.directory)
         self.store = MailStore()
         self.prospects = ProspectSimulator()
+        self.junk = JunkRules()
         self.smtp = SubmissionServer(
             clock=clock,
             directory=self.directory,
@@ -120,6 +125,8 @@ class Sandbox:
         """
         mailbox = self.directory.add_mailbox(address, tenant, password, behaviour, limits)
         self.store.ensure_mailbox(mailbox.address)
+        for folder in EXTRA_FOLDERS:
+            self.store.create_folder(mailbox.address, folder)
         return mailbox
 
     def set_behaviour(self, address: str, behaviour: MailboxBehaviour) -> None:
@@ -154,15 +161,26 @@ class Sandbox:
         """Mail to any address at ``domain`` reaches a simulated prospect."""
         self.prospects.add_domain(domain)
 
+    def set_junk_share(self, recipient: str, sender_domain: str, share: float) -> None:
+        """From now on, file ``share`` of mail from ``sender_domain`` to ``recipient`` in Junk.
+
+        ``recipient`` may be ``"*"`` (every mailbox of the world) and ``sender_domain``
+        ``"*"`` (any sender); the most specific rule wins, and ``share`` 0 lifts it.
+        Which messages go to Junk is fixed by their Message-ID, so a run repeats.
+        """
+        self.junk.set(recipient, sender_domain, share)
+
     # -- delivery -------------------------------------------------------------------------
 
     def deliver(self, submission: Submission, now: datetime) -> None:
-        """File an accepted message: each recipient's INBOX, the sender's Sent Items, prospects."""
+        """File an accepted message: each recipient's INBOX (or Junk, by the junk rules),
+        the sender's Sent Items, prospects."""
         recipients = submission.recipients
         for recipient in dict.fromkeys(recipients):
+            junk = self.junk.files_in_junk(recipient, submission.sender, submission.raw)
             self.store.append(
                 recipient,
-                INBOX,
+                JUNK if junk else INBOX,
                 submission.raw,
                 sender=submission.sender,
                 recipients=recipients,

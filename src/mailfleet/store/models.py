@@ -448,3 +448,81 @@ class LeadValidation(Base):
     rejected: Mapped[int] = mapped_column(Integer)  # bad rows, with their reasons in the report
     enrolled: Mapped[int] = mapped_column(Integer)
     skipped: Mapped[int] = mapped_column(Integer)  # already in this or another sequence
+
+
+class WarmupSettings(Base):
+    """A mailbox's warmup: when its ramp began, overrides, pause, and its cold-cap factor."""
+
+    __tablename__ = "warmup_settings"
+
+    mailbox_id: Mapped[int] = mapped_column(
+        ForeignKey("mailbox.id", ondelete="CASCADE"), primary_key=True
+    )
+    started_on: Mapped[date] = mapped_column(Date)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    paused_reason: Mapped[str | None] = mapped_column(Text)
+    # Ramp overrides; None: the defaults (5 a day, +2 a day, up to 40).
+    ramp_start: Mapped[int | None] = mapped_column(Integer)
+    ramp_step: Mapped[int | None] = mapped_column(Integer)
+    ramp_ceiling: Mapped[int | None] = mapped_column(Integer)
+    weekdays_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    shared_pool: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The planner multiplies the mailbox's cold cap by this (1: no cut); see warmup.health.
+    cold_cap_factor: Mapped[float] = mapped_column(Float, default=1.0)
+    cap_changed_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class WarmupThread(Base):
+    """A warmup conversation between two mailboxes, continued over several days."""
+
+    __tablename__ = "warmup_thread"
+    __table_args__ = (Index("ix_warmup_thread_pair", "opener_mailbox_id", "peer_mailbox_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    opener_mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailbox.id", ondelete="CASCADE"))
+    peer_mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailbox.id", ondelete="CASCADE"))
+    topic: Mapped[int] = mapped_column(Integer)
+    subject: Mapped[str] = mapped_column(Text)
+    root_message_id: Mapped[str] = mapped_column(String(998))
+    last_message_id: Mapped[str] = mapped_column(String(998))
+    references: Mapped[list[str]] = mapped_column(default=list)
+    messages: Mapped[int] = mapped_column(Integer, default=1)
+    started_at: Mapped[datetime]
+    last_at: Mapped[datetime]
+    # Each side archives or deletes its copies once the thread went quiet; a thread
+    # that one side cleaned up is never continued.
+    opener_cleaned_at: Mapped[datetime | None]
+    peer_cleaned_at: Mapped[datetime | None]
+
+
+class WarmupMessage(Base):
+    """One warmup send and what its peer saw: placement, flag, the reply it got."""
+
+    __tablename__ = "warmup_message"
+    __table_args__ = (
+        Index("ix_warmup_message_sender_time", "sender_mailbox_id", "planned_at"),
+        Index("ix_warmup_message_peer", "peer_mailbox_id", "placement"),
+        Index("ix_warmup_message_reply_due", "reply_due_at"),
+        # A slot of a mailbox's daily plan is sent at most once.
+        UniqueConstraint("sender_mailbox_id", "plan_day", "slot", name="uq_warmup_message_slot"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    send_id: Mapped[int] = mapped_column(ForeignKey("send.id", ondelete="CASCADE"), unique=True)
+    thread_id: Mapped[int] = mapped_column(ForeignKey("warmup_thread.id", ondelete="CASCADE"))
+    sender_mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailbox.id", ondelete="CASCADE"))
+    peer_mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailbox.id", ondelete="CASCADE"))
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    token: Mapped[str] = mapped_column(String(40))
+    origin: Mapped[str] = mapped_column(String(16))  # plan, reply
+    plan_day: Mapped[date | None] = mapped_column(Date)
+    slot: Mapped[int | None] = mapped_column(Integer)
+    planned_at: Mapped[datetime]
+    placement: Mapped[str | None] = mapped_column(String(16))  # inbox, junk; None: not seen yet
+    observed_at: Mapped[datetime | None]
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+    reply_due_at: Mapped[datetime | None]
+    reply_send_id: Mapped[int | None] = mapped_column(ForeignKey("send.id", ondelete="SET NULL"))
+    cleaned_at: Mapped[datetime | None]
