@@ -217,6 +217,11 @@ async def gather_domain(
     resolver: DnsResolver, domain: str, selectors: tuple[str, ...]
 ) -> DomainDns:
     """Look up everything a sending domain publishes, concurrently."""
+    from checkdmarc.utils import DNS_CACHE
+
+    # checkdmarc keeps a process-wide cache keyed by name only, not by nameserver:
+    # a second check (another nameserver, or records fixed since) must not read it.
+    DNS_CACHE.clear()
     names = [f"{s}._domainkey.{domain}" for s in selectors]
     mx, spf, dmarc, mta_sts, tls_rpt, *dkim = await asyncio.gather(
         resolver.lookup(domain, "MX"),
