@@ -17,15 +17,18 @@ from rich.table import Table
 
 from mailfleet.campaigns import CampaignFileError
 from mailfleet.cli.campaign import campaign_app
+from mailfleet.cli.dns import dns_app
 from mailfleet.cli.doctor import doctor
 from mailfleet.cli.inbound import inbound_app
 from mailfleet.cli.inbox import inbox
+from mailfleet.cli.inventory import inventory
 from mailfleet.cli.keys import keys_app
 from mailfleet.cli.leads import leads_import
 from mailfleet.cli.mailbox import mailbox_app
 from mailfleet.cli.sends import sends_app
 from mailfleet.cli.simulate import simulate
 from mailfleet.cli.warmup import warmup_app
+from mailfleet.cli.workspace import workspace_app
 from mailfleet.config import DataFolderError, Settings
 from mailfleet.engine.runtime import TickReport
 from mailfleet.leads import LeadFileError, parse_leads
@@ -48,6 +51,9 @@ app.add_typer(inbound_app, name="inbound")
 app.command("doctor")(doctor)
 app.command("inbox")(inbox)
 app.command("simulate")(simulate)
+app.add_typer(dns_app, name="dns")
+app.add_typer(workspace_app, name="workspace")
+app.command("inventory")(inventory)
 
 console = Console()
 err_console = Console(stderr=True)

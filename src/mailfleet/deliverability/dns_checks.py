@@ -152,11 +152,14 @@ def check_dkim(dns: DomainDns, preset: ProviderPreset, tenant: str | None) -> li
     for selector, key in dns.dkim_txt.items():
         fix = dkim_fix(domain, selector, preset, tenant)
         cname = dns.dkim_cname.get(selector)
-        if preset.dkim_publish == "cname" and cname is not None and not cname.failed:
-            if cname.status is not LookupStatus.OK:
-                found = f"no CNAME at {selector}._domainkey.{domain}"
-                findings.append(problem(domain, "dkim", Severity.ERROR, found, fix))
-                continue
+        cname_missing = cname is not None and cname.status is LookupStatus.NODATA
+        cname_missing = cname_missing or (
+            cname is not None and cname.status is LookupStatus.NXDOMAIN
+        )
+        if preset.dkim_publish == "cname" and cname_missing:
+            found = f"no CNAME at {selector}._domainkey.{domain}"
+            findings.append(problem(domain, "dkim", Severity.ERROR, found, fix))
+            continue
         if key.failed:
             findings.append(_lookup_failed(domain, "dkim", key, fix))
             continue

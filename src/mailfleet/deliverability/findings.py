@@ -61,7 +61,9 @@ class DomainReport:
     def failing(self) -> frozenset[str]:
         """Which of mx, spf, dkim, dmarc have an error-severity finding."""
         return frozenset(
-            f.check for f in self.findings if f.severity is Severity.ERROR and f.check in GATE_CHECKS
+            f.check
+            for f in self.findings
+            if f.severity is Severity.ERROR and f.check in GATE_CHECKS
         )
 
     @property

@@ -227,7 +227,9 @@ def sandbox_domain_zone(
                 if "dkim" not in broke:
                     records.append(ZoneRecord(target, "TXT", key))
             else:
-                records.append(ZoneRecord(name, "TXT", "v=DKIM1; k=rsa; p=" if "dkim" in broke else key))
+                records.append(
+                    ZoneRecord(name, "TXT", "v=DKIM1; k=rsa; p=" if "dkim" in broke else key)
+                )
     if "dmarc" not in omitted:
         dmarc = f"v=DMARC1; p=quarantine; rua=mailto:dmarc@{domain}; adkim=r; aspf=r"
         if "dmarc" in broke:

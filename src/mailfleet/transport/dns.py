@@ -138,7 +138,7 @@ class DnsResolver:
         self._async = dns.asyncresolver.Resolver(configure=self.nameserver is None)
         self._configure(self._async)
 
-    def _configure(self, resolver: dns.resolver.Resolver) -> None:
+    def _configure(self, resolver: dns.resolver.Resolver | dns.asyncresolver.Resolver) -> None:
         if self.nameserver is not None:
             resolver.nameservers = [self.nameserver[0]]
             resolver.port = self.nameserver[1]
@@ -223,21 +223,22 @@ async def gather_domain(
     # a second check (another nameserver, or records fixed since) must not read it.
     DNS_CACHE.clear()
     names = [f"{s}._domainkey.{domain}" for s in selectors]
-    mx, spf, dmarc, mta_sts, tls_rpt, *dkim = await asyncio.gather(
+    spf_task = asyncio.ensure_future(resolver.spf(domain))
+    dmarc_task = asyncio.ensure_future(resolver.dmarc(domain))
+    answers = await asyncio.gather(
         resolver.lookup(domain, "MX"),
-        resolver.spf(domain),
-        resolver.dmarc(domain),
         resolver.lookup(f"_mta-sts.{domain}", "TXT"),
         resolver.lookup(f"_smtp._tls.{domain}", "TXT"),
         *(resolver.lookup(n, "CNAME") for n in names),
         *(resolver.lookup(n, "TXT") for n in names),
     )
+    mx, mta_sts, tls_rpt, *dkim = answers
     count = len(selectors)
     return DomainDns(
         domain=domain,
         mx=mx,
-        spf=spf,
-        dmarc=dmarc,
+        spf=await spf_task,
+        dmarc=await dmarc_task,
         dkim_cname=dict(zip(selectors, dkim[:count], strict=True)),
         dkim_txt=dict(zip(selectors, dkim[count:], strict=True)),
         mta_sts=mta_sts,

@@ -50,7 +50,7 @@ async def follow_redirects(
     start: str,
     *,
     max_hops: int = 5,
-    timeout: float = 5.0,
+    timeout: float = 5.0,  # noqa: ASYNC109 - httpx's per-request timeout, not a deadline
     stop_at: str | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> RedirectTrace:
@@ -69,7 +69,9 @@ async def follow_redirects(
             try:
                 response = await client.get(url)
             except httpx.TimeoutException:
-                return RedirectTrace(start, tuple(hops), TraceEnd.TIMEOUT, url, f"after {timeout:g}s")
+                return RedirectTrace(
+                    start, tuple(hops), TraceEnd.TIMEOUT, url, f"after {timeout:g}s"
+                )
             except (httpx.HTTPError, ValueError) as exc:
                 detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 return RedirectTrace(start, tuple(hops), TraceEnd.ERROR, url, detail)
@@ -81,7 +83,9 @@ async def follow_redirects(
                 target = str(httpx.URL(url).join(location))
             except (httpx.InvalidURL, ValueError) as exc:
                 hops.append(Hop(url, response.status_code, location))
-                return RedirectTrace(start, tuple(hops), TraceEnd.ERROR, url, f"bad Location: {exc}")
+                return RedirectTrace(
+                    start, tuple(hops), TraceEnd.ERROR, url, f"bad Location: {exc}"
+                )
             hops.append(Hop(url, response.status_code, target))
             if stop_at is not None and same_site(target, stop_at):
                 return RedirectTrace(start, tuple(hops), TraceEnd.ANSWERED, target)
