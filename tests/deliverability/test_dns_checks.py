@@ -164,6 +164,9 @@ async def test_a_server_that_times_out_is_a_finding_within_the_budget(
     mx = errors(report, "mx")[0]
     assert "timeout" in mx.found
     assert mx.fix.startswith("make the domain's nameservers answer (timeout)")
+    for check in ("spf", "dmarc"):
+        assert errors(report, check)[0].found.startswith("lookup failed: ")
+        assert errors(report, check)[0].fix.startswith("make the domain's nameservers answer")
 
 
 async def test_servfail_is_a_finding(resolver: DnsResolver) -> None:

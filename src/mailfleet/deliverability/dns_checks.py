@@ -32,6 +32,7 @@ from mailfleet.transport.dns import (
     gather_domain,
 )
 
+_DNS_TROUBLE = ("timed out", "lifetime expired", "servfail", "nameservers failed", "no nameservers")
 _ALL = re.compile(r"(?:^|\s)([+?~-]?)all(?:\s|$)", re.IGNORECASE)
 
 
@@ -79,6 +80,17 @@ def evaluate_dns(
     )
 
 
+def _dns_trouble(error: str | None) -> bool:
+    """True when checkdmarc's error is the DNS failing, not the record being wrong."""
+    return error is not None and any(t in error.lower() for t in _DNS_TROUBLE)
+
+
+def _unanswered(domain: str, check: str, error: str, fix: str) -> Finding:
+    found = f"lookup failed: {error}"
+    fix = f"make the domain's nameservers answer, then publish: {fix}"
+    return problem(domain, check, Severity.ERROR, found, fix)
+
+
 def _lookup_failed(domain: str, check: str, answer: Answer, fix: str) -> Finding:
     return problem(
         domain,
@@ -111,6 +123,8 @@ def check_spf(domain: str, spf: SpfResult, preset: ProviderPreset) -> list[Findi
     """SPF present, one record, valid, within 10 lookups, including the provider."""
     fix = txt(domain, spf_value(preset))
     error = spf.error or ""
+    if _dns_trouble(spf.error):
+        return [_unanswered(domain, "spf", error, fix)]
     if spf.record is None:
         if "multiple" in error.lower():
             found = f"{error}: receivers treat two SPF records as a permanent error"
@@ -137,7 +151,9 @@ def check_spf(domain: str, spf: SpfResult, preset: ProviderPreset) -> list[Findi
         found = f"{spf.record} — ends with {ending}: anyone may send as this domain"
         findings.append(problem(domain, "spf", Severity.WARNING, found, fix))
     if not findings:
-        findings.append(passed(domain, "spf", f"{spf.record} ({lookups or 0} DNS lookups)"))
+        count = lookups or 0
+        plural = "" if count == 1 else "s"
+        findings.append(passed(domain, "spf", f"{spf.record} ({count} DNS lookup{plural})"))
     return findings
 
 
@@ -182,6 +198,8 @@ def check_dkim(dns: DomainDns, preset: ProviderPreset, tenant: str | None) -> li
 def check_dmarc(domain: str, dmarc: DmarcResult) -> list[Finding]:
     """One valid DMARC record, its policy and alignment."""
     fix = dmarc_fix(domain)
+    if _dns_trouble(dmarc.error):
+        return [_unanswered(domain, "dmarc", dmarc.error or "", fix)]
     if dmarc.record is None or not dmarc.valid:
         found = dmarc.error or "no DMARC record"
         if dmarc.record:

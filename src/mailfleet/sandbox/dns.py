@@ -8,6 +8,7 @@ the client times out). UDP and TCP listen on the same free port of 127.0.0.1.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,7 +141,11 @@ class SandboxDnsServer:
             self.port = port
             self._servers = [udp, tcp]
             for server in self._servers:
-                server.start_thread()
+                # A short poll interval so stop() returns at once (dnslib's default is 0.5 s).
+                thread = threading.Thread(
+                    target=server.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+                )
+                thread.start()
             return self
         raise OSError(f"no free port on {self.host} for both UDP and TCP")
 
