@@ -38,7 +38,9 @@ def test_a_clean_fleet_has_no_warnings() -> None:
 
 def test_more_than_three_inboxes_on_a_domain() -> None:
     boxes = [box(f"{n}@brand-mail.com") for n in "abcd"]
-    inventory = evaluate_inventory([DomainRow("brand-mail.com", "microsoft365")], boxes, POLICY, TODAY)
+    inventory = evaluate_inventory(
+        [DomainRow("brand-mail.com", "microsoft365")], boxes, POLICY, TODAY
+    )
     assert rules(inventory.warnings) == [("inboxes-per-domain", "brand-mail.com")]
     assert "carries 4 inboxes (more than 3)" in inventory.warnings[0].message
     three = evaluate_inventory([], boxes[:3], POLICY, TODAY)

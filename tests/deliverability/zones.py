@@ -13,7 +13,9 @@ def fixture_zones() -> Zones:
     zones.add(sandbox_domain_zone("nodmarc.com", "google", omit=["dmarc"]))
     zones.add(sandbox_domain_zone("monitor.com", "google", broken=["dmarc"]))
     # Microsoft 365 CNAMEs published, but DKIM never turned on: the targets do not exist.
-    zones.add(sandbox_domain_zone("dkimoff365.com", "microsoft365", tenant="contoso", broken=["dkim"]))
+    zones.add(
+        sandbox_domain_zone("dkimoff365.com", "microsoft365", tenant="contoso", broken=["dkim"])
+    )
     zones.add(sandbox_domain_zone("nullmx.com", "google", omit=["mx"]))
     zones.add([ZoneRecord("nullmx.com", "MX", "0 .")])
     # SPF without the provider, but valid; and an SPF that reaches Google through a nested include.
@@ -52,9 +54,12 @@ def fixture_zones() -> Zones:
     )
     zones.add(sandbox_domain_zone("manylookups.com", "google", omit=["spf"]))
     includes = " ".join(f"include:i{n}.manylookups.com" for n in range(11))
-    zones.add([ZoneRecord("manylookups.com", "TXT", f"v=spf1 include:_spf.google.com {includes} -all")])
     zones.add(
-        ZoneRecord(f"i{n}.manylookups.com", "TXT", f"v=spf1 ip4:192.0.2.{n} -all") for n in range(11)
+        [ZoneRecord("manylookups.com", "TXT", f"v=spf1 include:_spf.google.com {includes} -all")]
+    )
+    zones.add(
+        ZoneRecord(f"i{n}.manylookups.com", "TXT", f"v=spf1 ip4:192.0.2.{n} -all")
+        for n in range(11)
     )
     # A domain whose nameserver never answers, and one that answers SERVFAIL.
     zones.add(sandbox_domain_zone("slow.com", "google"))

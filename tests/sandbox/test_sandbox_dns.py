@@ -80,8 +80,12 @@ def test_a_sandbox_domain_zone_follows_its_provider() -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("127.0.0.1", ("127.0.0.1", 53)), ("127.0.0.1:5353", ("127.0.0.1", 5353)),
-     ("[::1]:53", ("::1", 53)), ("::1", ("::1", 53))],
+    [
+        ("127.0.0.1", ("127.0.0.1", 53)),
+        ("127.0.0.1:5353", ("127.0.0.1", 5353)),
+        ("[::1]:53", ("::1", 53)),
+        ("::1", ("::1", 53)),
+    ],
 )
 def test_nameserver_values(text: str, expected: tuple[str, int]) -> None:
     assert parse_nameserver(text) == expected
