@@ -146,14 +146,15 @@ def check_spf(domain: str, spf: SpfResult, preset: ProviderPreset) -> list[Findi
         amended = txt(domain, spf_value(preset, spf.record))
         findings.append(problem(domain, "spf", Severity.ERROR, found, amended))
     qualifier = _ALL.search(spf.record)
-    if qualifier is None or qualifier.group(1) in ("+", "?", ""):
+    redirected = "redirect=" in spf.record.lower()
+    if (qualifier is None and not redirected) or (qualifier and qualifier.group(1) in ("+", "?", "")):
         ending = "no 'all'" if qualifier is None else f"'{qualifier.group(0).strip()}'"
-        found = f"{spf.record} — ends with {ending}: anyone may send as this domain"
+        found = f"{spf.record} — ends with {ending}: mail from any server is not failed"
         findings.append(problem(domain, "spf", Severity.WARNING, found, fix))
     if not findings:
-        count = lookups or 0
-        plural = "" if count == 1 else "s"
-        findings.append(passed(domain, "spf", f"{spf.record} ({count} DNS lookup{plural})"))
+        used = lookups or 0
+        plural = "" if used == 1 else "s"
+        findings.append(passed(domain, "spf", f"{spf.record} ({used} DNS lookup{plural})"))
     return findings
 
 
