@@ -147,7 +147,8 @@ def check_spf(domain: str, spf: SpfResult, preset: ProviderPreset) -> list[Findi
         findings.append(problem(domain, "spf", Severity.ERROR, found, amended))
     qualifier = _ALL.search(spf.record)
     redirected = "redirect=" in spf.record.lower()
-    if (qualifier is None and not redirected) or (qualifier and qualifier.group(1) in ("+", "?", "")):
+    lenient = qualifier is not None and qualifier.group(1) in ("+", "?", "")  # "" means "+"
+    if (qualifier is None and not redirected) or lenient:
         ending = "no 'all'" if qualifier is None else f"'{qualifier.group(0).strip()}'"
         found = f"{spf.record} — ends with {ending}: mail from any server is not failed"
         findings.append(problem(domain, "spf", Severity.WARNING, found, fix))
