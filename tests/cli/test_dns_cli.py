@@ -247,3 +247,34 @@ def test_inventory_without_a_workspace(home: Path) -> None:
     result = runner.invoke(app, ["inventory"])
     assert result.exit_code == 2
     assert "no workspace yet" in flat(result.output)
+
+
+def test_forwarding_is_checked_when_a_main_site_is_set(home: Path, nameserver: str) -> None:
+    # goodgoogle.com's A record is 127.0.0.1 in the fixture zones; its website is found
+    # through --nameserver, so the check stays on loopback whatever answers there.
+    result = runner.invoke(
+        app,
+        [
+            "dns",
+            "check",
+            "goodgoogle.com",
+            "--provider",
+            "google",
+            "--nameserver",
+            nameserver,
+            "--no-blocklists",
+            "--json",
+            "--main-site",
+            "https://brand.example/",
+            "--timeout",
+            "1",
+        ],
+    )
+    [report] = json.loads(result.output)
+    [forwarding] = [f for f in report["findings"] if f["check"] == "forwarding"]
+    assert forwarding["found"].startswith("http://goodgoogle.com/")
+    assert not forwarding["ok"]
+    assert forwarding["fix"].startswith(
+        "redirect http://goodgoogle.com/ and https://goodgoogle.com/"
+    )
+    assert result.exit_code == 0  # forwarding is a warning, not an error

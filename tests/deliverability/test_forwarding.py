@@ -8,7 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from mailfleet.deliverability import Severity, evaluate_forwarding
-from mailfleet.transport.forwarding import TraceEnd, follow_redirects
+from mailfleet.sandbox.dns import SandboxDnsServer, ZoneRecord, Zones
+from mailfleet.transport.dns import DnsResolver
+from mailfleet.transport.forwarding import ResolvingTransport, TraceEnd, follow_redirects
 
 ROUTES: dict[str, tuple[int, str | None]] = {
     "/good": (301, "/hop"),
@@ -117,3 +119,20 @@ async def test_refused_connections_and_bad_locations_are_findings(site: str) -> 
     bad = await follow_redirects(f"{site}/bad-location", stop_at=f"{site}/main")
     assert bad.end is TraceEnd.ERROR
     assert "location" in bad.detail.lower()
+
+
+async def test_hosts_are_found_through_the_given_nameserver(site: str) -> None:
+    port = int(site.rsplit(":", 1)[1])
+    zones = Zones([ZoneRecord("brand-mail.com", "A", "127.0.0.1")])
+    with SandboxDnsServer(zones) as server:
+        transport = ResolvingTransport(DnsResolver(server.address, timeout=1))
+        trace = await follow_redirects(
+            f"http://brand-mail.com:{port}/good", stop_at=f"{site}/main", transport=transport
+        )
+        assert trace.hops[0].url == f"http://brand-mail.com:{port}/good"
+        assert evaluate_forwarding("brand-mail.com", f"{site}/main", trace).ok
+        missing = await follow_redirects(
+            f"http://absent.com:{port}/", transport=ResolvingTransport(DnsResolver(server.address))
+        )
+        assert missing.end is TraceEnd.ERROR
+        assert "absent.com does not exist (NXDOMAIN)" in missing.detail

@@ -28,7 +28,7 @@ from mailfleet.providers import PRESETS
 from mailfleet.store import Database, Domain, Workspace
 from mailfleet.store.blocklist_cache import FileListingCache
 from mailfleet.transport.dns import DnsResolver, NameserverError
-from mailfleet.transport.forwarding import follow_redirects
+from mailfleet.transport.forwarding import ResolvingTransport, follow_redirects
 
 dns_app = typer.Typer(help="DNS and reputation checks of sending domains.", no_args_is_help=True)
 SEVERITY_STYLE = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "green"}
@@ -96,6 +96,8 @@ async def _run(
                 max_hops=max_hops,
                 timeout=resolver.timeout,
                 stop_at=target.main_site,
+                # With --nameserver the website is found through it too, not the system's DNS.
+                transport=ResolvingTransport(resolver) if resolver.nameserver else None,
             )
             extra.append(evaluate_forwarding(report.domain, target.main_site, trace))
         if blocklists:
@@ -161,13 +163,14 @@ def check(
         names = sorted(stored)
         if not names:
             raise fail("no domain given and none stored: mailfleet dns check DOMAIN...")
-    site = main_site or stored_site
     targets = []
     for name in names:
         row = stored.get(name)
         chosen = provider or (row.provider if row is not None else "microsoft365")
+        # --main-site, else the domain's own forward URL, else the workspace's main site.
+        forward = main_site or (row.forward_url if row is not None else None) or stored_site
         targets.append(
-            _Target(name, chosen, tenant or (row.tenant if row is not None else None), site)
+            _Target(name, chosen, tenant or (row.tenant if row is not None else None), forward)
         )
     cache = FileListingCache(settings().home / "blocklists.json") if blocklists else None
     zones = list(blocklist or DEFAULT_BLOCKLISTS) if blocklists else None

@@ -9,9 +9,12 @@ a loop, too many hops, a timeout, a connection or protocol error. The verdict
 from __future__ import annotations
 
 import enum
+import ipaddress
 from dataclasses import dataclass
 
 import httpx
+
+from mailfleet.transport.dns import DnsResolver, LookupStatus
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 
@@ -95,6 +98,37 @@ async def follow_redirects(
                 return RedirectTrace(start, tuple(hops), TraceEnd.TOO_MANY, target)
             seen.add(target)
             url = target
+
+
+class ResolvingTransport(httpx.AsyncBaseTransport):
+    """An httpx transport that finds hosts through a :class:`DnsResolver` (e.g. the sandbox's).
+
+    The request keeps its ``Host`` header and TLS server name; only the address
+    connected to comes from the resolver.
+    """
+
+    def __init__(
+        self, resolver: DnsResolver, inner: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.resolver = resolver
+        self.inner = inner or httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Resolve the request's host, then send it to that address."""
+        host = request.url.host
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            answer = await self.resolver.lookup(host, "A")
+            if answer.status is not LookupStatus.OK or not answer.records:
+                raise httpx.ConnectError(answer.describe(), request=request) from None
+            request.url = request.url.copy_with(host=answer.records[0])
+            request.extensions = {**request.extensions, "sni_hostname": host}
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """Close the wrapped transport."""
+        await self.inner.aclose()
 
 
 def same_site(url: str, main_site: str) -> bool:
