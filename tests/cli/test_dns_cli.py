@@ -127,7 +127,7 @@ def test_an_error_finding_exits_one_and_the_table_shows_the_fix(
             nameserver,
             "--no-blocklists",
             "--timeout",
-            "0.5",
+            "2",
         ],
     )
     assert result.exit_code == 1
