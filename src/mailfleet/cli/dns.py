@@ -31,7 +31,7 @@ from mailfleet.transport.dns import DnsResolver, NameserverError
 from mailfleet.transport.forwarding import ResolvingTransport, follow_redirects
 
 dns_app = typer.Typer(help="DNS and reputation checks of sending domains.", no_args_is_help=True)
-SEVERITY_STYLE = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "green"}
+SEVERITY_STYLE = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +202,10 @@ def _print(report: DomainReport) -> None:
     for column in ("check", "", "found", "fix"):
         table.add_column(column, overflow="fold")
     for f in report.findings:
-        style = SEVERITY_STYLE[f.severity] if not f.ok else "green"
-        mark = "✓" if f.ok else ("✗" if f.severity is Severity.ERROR else "!")
-        table.add_row(f.check, f"[{style}]{mark} {f.severity}[/]", f.found, f.fix)
+        if f.ok:
+            label = "[green]✓ ok[/]"
+        else:
+            mark = {Severity.ERROR: "✗", Severity.WARNING: "!"}.get(f.severity, "·")
+            label = f"[{SEVERITY_STYLE[f.severity]}]{mark} {f.severity}[/]"
+        table.add_row(f.check, label, f.found, f.fix)
     console.print(table)
