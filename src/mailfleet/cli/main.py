@@ -17,10 +17,12 @@ from rich.table import Table
 
 from mailfleet.campaigns import CampaignFileError
 from mailfleet.cli.campaign import campaign_app
+from mailfleet.cli.dns import dns_app
 from mailfleet.cli.doctor import doctor
 from mailfleet.cli.health import health
 from mailfleet.cli.inbound import inbound_app
 from mailfleet.cli.inbox import inbox
+from mailfleet.cli.inventory import inventory
 from mailfleet.cli.keys import keys_app
 from mailfleet.cli.leads import leads_import
 from mailfleet.cli.mailbox import mailbox_app
@@ -28,6 +30,7 @@ from mailfleet.cli.run import run
 from mailfleet.cli.sends import sends_app
 from mailfleet.cli.simulate import simulate
 from mailfleet.cli.warmup import warmup_app
+from mailfleet.cli.workspace import workspace_app
 from mailfleet.config import DataFolderError, Settings
 from mailfleet.engine.runtime import TickReport
 from mailfleet.leads import LeadFileError, parse_leads
@@ -52,6 +55,9 @@ app.command("health")(health)
 app.command("run")(run)
 app.command("inbox")(inbox)
 app.command("simulate")(simulate)
+app.add_typer(dns_app, name="dns")
+app.add_typer(workspace_app, name="workspace")
+app.command("inventory")(inventory)
 
 console = Console()
 err_console = Console(stderr=True)

@@ -1,1 +1,48 @@
-"""Deliverability policy: health scores and auto-pause decisions (pure; no I/O)."""
+"""Deliverability policy: DNS checks, forwarding, blocklists, fleet inventory rules,
+health scores and auto-pause decisions (:mod:`.health`).
+
+Pure evaluation; the lookups are done by :mod:`mailfleet.transport.dns` and
+:mod:`mailfleet.transport.forwarding`, handed in by the caller.
+"""
+
+from mailfleet.deliverability.blocklists import (
+    DEFAULT_BLOCKLISTS,
+    Listing,
+    ListingStatus,
+    check_blocklists,
+    interpret,
+    listing_finding,
+)
+from mailfleet.deliverability.dns_checks import check_domain, evaluate_dns
+from mailfleet.deliverability.findings import GATE_CHECKS, DomainReport, Finding, Severity
+from mailfleet.deliverability.forwarding import evaluate_forwarding
+from mailfleet.deliverability.inventory import (
+    DomainRow,
+    Inventory,
+    InventoryPolicy,
+    InventoryWarning,
+    MailboxRow,
+    evaluate_inventory,
+)
+
+__all__ = [
+    "DEFAULT_BLOCKLISTS",
+    "GATE_CHECKS",
+    "DomainReport",
+    "DomainRow",
+    "Finding",
+    "Inventory",
+    "InventoryPolicy",
+    "InventoryWarning",
+    "Listing",
+    "ListingStatus",
+    "MailboxRow",
+    "Severity",
+    "check_blocklists",
+    "check_domain",
+    "evaluate_dns",
+    "evaluate_forwarding",
+    "evaluate_inventory",
+    "interpret",
+    "listing_finding",
+]

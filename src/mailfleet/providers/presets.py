@@ -32,6 +32,13 @@ class ProviderPreset:
     auth_mechanisms: tuple[str, ...]
     limits: ProviderLimits
     oauth_scopes: tuple[str, ...] = field(default=())
+    # DNS a sending domain publishes for this provider (issue 8): the SPF include,
+    # the DKIM selectors and how they are published ("cname" for Microsoft 365,
+    # "txt" for Google), and the MX host pattern ({domain_dashed} = dots to dashes).
+    spf_include: str | None = None
+    dkim_selectors: tuple[str, ...] = field(default=())
+    dkim_publish: str = "txt"
+    mx_host: str | None = None
 
 
 MICROSOFT_365 = ProviderPreset(
@@ -58,6 +65,10 @@ MICROSOFT_365 = ProviderPreset(
         "https://outlook.office.com/POP.AccessAsUser.All",
         "offline_access",
     ),
+    spf_include="spf.protection.outlook.com",
+    dkim_selectors=("selector1", "selector2"),
+    dkim_publish="cname",
+    mx_host="{domain_dashed}.mail.protection.outlook.com",
 )
 
 GOOGLE_WORKSPACE = ProviderPreset(
@@ -79,6 +90,10 @@ GOOGLE_WORKSPACE = ProviderPreset(
         concurrent_connections=None,
     ),
     oauth_scopes=("https://mail.google.com/",),
+    spf_include="_spf.google.com",
+    dkim_selectors=("google",),
+    dkim_publish="txt",
+    mx_host="smtp.google.com",
 )
 
 GENERIC = ProviderPreset(

@@ -154,6 +154,8 @@ class Workspace(Base):
     name: Mapped[str] = mapped_column(String(200))
     primary_domain: Mapped[str | None] = mapped_column(String(253))
     primary_tenant: Mapped[str | None] = mapped_column(String(200))
+    # The business's real website: every sending domain should redirect to it.
+    main_site: Mapped[str | None] = mapped_column(String(2000))
     created_at: Mapped[datetime]
 
     domains: Mapped[list[Domain]] = relationship(back_populates="workspace")
