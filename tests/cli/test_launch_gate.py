@@ -23,6 +23,7 @@ from mailfleet.readiness import (
     MailboxFacts,
     assess,
 )
+from mailfleet.sandbox.dns import SandboxDnsServer, Zones, sandbox_domain_zone
 
 runner = CliRunner()
 NOW = utc(2026, 3, 30, 12)
@@ -266,3 +267,38 @@ def test_leads_enrolled_outside_an_import_need_a_new_validation(
     sql(home, "delete from enrollment where lead_id = 1")
     started = run("campaign", "start", "Q3")
     assert started.exit_code == 0, started.output
+
+
+def test_start_asks_the_configured_nameserver_and_refuses_failing_domains(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No fake: ``campaign start`` checks every domain through MAILFLEET_DNS_NAMESERVER."""
+    zones = Zones()
+    zones.add(sandbox_domain_zone("good.example", "generic"))
+    # A generic host names no DKIM selector, so DMARC and MX are what the gate can see.
+    zones.add(sandbox_domain_zone("nodkim.example", "generic", omit=("dmarc",)))
+    zones.add(sandbox_domain_zone("slow.example", "generic", omit=("mx",)))
+    with SandboxDnsServer(zones) as server:
+        monkeypatch.setenv("MAILFLEET_DNS_NAMESERVER", server.address)
+        monkeypatch.setenv("MAILFLEET_DNS_TIMEOUT", "5")
+        setup_fleet(home, tmp_path)
+        csv = tmp_path / "leads.csv"
+        csv.write_text("email\nann@acme.example\n", encoding="utf-8")
+        assert run("leads", "import", str(csv), "--campaign", "Q3").exit_code == 0
+        refused = run("campaign", "start", "Q3")
+    assert refused.exit_code == 2, refused.output
+    text = flat(refused)
+    assert "nodkim.example fails DMARC" in text
+    assert "slow.example fails MX" in text
+    assert "good.example" not in text
+    assert sql(home, "select status from campaign") == [("draft",)]
+
+
+def test_a_badly_written_nameserver_setting_is_named(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAILFLEET_DNS_NAMESERVER", "dns.example.com:53")
+    setup_fleet(home, tmp_path)
+    refused = run("campaign", "start", "Q3")
+    assert refused.exit_code == 2
+    assert "MAILFLEET_DNS_NAMESERVER" in flat(refused)

@@ -26,8 +26,17 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailfleet.campaigns import CampaignFileError, StopRules, load_campaign
-from mailfleet.cli.common import CommandError, campaign, console, fail, with_db, workspace
+from mailfleet.cli.common import (
+    CommandError,
+    campaign,
+    console,
+    fail,
+    settings,
+    with_db,
+    workspace,
+)
 from mailfleet.clock import SystemClock
+from mailfleet.deliverability.dns_checks import ResolverDomainChecker
 from mailfleet.readiness import DomainChecker, Finding, assess
 from mailfleet.store import (
     Campaign,
@@ -40,15 +49,26 @@ from mailfleet.store import (
 from mailfleet.store import commands as store_commands
 from mailfleet.store import repository as repo
 from mailfleet.store.launch import gate_facts
+from mailfleet.transport.dns import DnsResolver, NameserverError
 
 
 def no_domain_checker() -> DomainChecker | None:
-    """No DNS checker configured: the gate warns that DNS was not checked."""
+    """No DNS checker: the gate warns that DNS was not checked."""
     return None
 
 
-#: Builds the gate's DNS checker for one command; replaced when DNS checks are wired in.
-domain_checker: Callable[[], DomainChecker | None] = no_domain_checker
+def resolver_domain_checker() -> DomainChecker | None:
+    """Looks the domains up through the configured nameserver (``MAILFLEET_DNS_NAMESERVER``)."""
+    current = settings()
+    try:
+        resolver = DnsResolver(current.dns_nameserver, timeout=current.dns_timeout)
+    except NameserverError as exc:
+        raise fail(f"MAILFLEET_DNS_NAMESERVER: {exc}") from None
+    return ResolverDomainChecker(resolver)
+
+
+#: Builds the gate's DNS checker for ``campaign start`` (tests swap it for a fake).
+domain_checker: Callable[[], DomainChecker | None] = resolver_domain_checker
 
 campaign_app = typer.Typer(
     help="Campaigns: create from a file, start, pause, resume.", no_args_is_help=True

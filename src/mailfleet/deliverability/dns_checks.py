@@ -66,6 +66,18 @@ async def check_domain(
     return DomainReport(name, preset.name, evaluate_dns(dns, preset, tenant=tenant))
 
 
+class ResolverDomainChecker:
+    """The pre-launch gate's :class:`~mailfleet.readiness.DomainChecker` over :func:`check_domain`."""
+
+    def __init__(self, resolver: DnsResolver) -> None:
+        self.resolver = resolver
+
+    async def failing(self, domain: str, provider: str) -> tuple[str, ...]:
+        """Names among ``mx``, ``spf``, ``dkim``, ``dmarc`` whose check has an error finding."""
+        report = await check_domain(domain, provider, resolver=self.resolver)
+        return tuple(sorted(report.failing))
+
+
 def evaluate_dns(
     dns: DomainDns, preset: ProviderPreset, *, tenant: str | None = None
 ) -> tuple[Finding, ...]:
