@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     # Public base URL of the API, used in signed one-click unsubscribe links.
     public_url: str = "http://127.0.0.1:8025"
     dns_nameserver: str | None = None
-    """``HOST[:PORT]`` of the nameserver for DNS checks and the pre-launch gate (None: the system's)."""
+    """``HOST[:PORT]`` of the nameserver for DNS checks and the launch gate (None: system)."""
     dns_timeout: float = 3.0
 
     @classmethod

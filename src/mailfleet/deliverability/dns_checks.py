@@ -67,7 +67,7 @@ async def check_domain(
 
 
 class ResolverDomainChecker:
-    """The pre-launch gate's :class:`~mailfleet.readiness.DomainChecker` over :func:`check_domain`."""
+    """The launch gate's :class:`~mailfleet.readiness.DomainChecker` over :func:`check_domain`."""
 
     def __init__(self, resolver: DnsResolver) -> None:
         self.resolver = resolver
