@@ -5,7 +5,8 @@ One asyncio loop runs, side by side:
 * the engine: reconcile what a crash left in flight, then tick — plan and send
   what is due — and sleep until the next send is due (at most ``idle_wake``);
 * the inbox sync: every mailbox watched over IMAP IDLE or polled (POP3);
-* the health pass every ``--health-every`` minutes (:func:`~mailfleet.engine.health.apply_health`);
+* the health pass every ``--health-every`` minutes (:func:`~mailfleet.engine.health.apply_health`),
+  and as often the warmup receiver (:class:`~mailfleet.engine.warmup_receiver.WarmupReceiver`);
 * the Prometheus endpoint on ``--metrics-host``:``--metrics-port`` (loopback by default).
 
 SIGINT or SIGTERM stops it gracefully: the tick in progress finishes and records
@@ -33,6 +34,7 @@ from mailfleet.config import Settings
 from mailfleet.engine.health import apply_health
 from mailfleet.engine.inbox import InboxSync
 from mailfleet.engine.runtime import Engine
+from mailfleet.engine.warmup_receiver import WarmupReceiver
 from mailfleet.store import Database
 from mailfleet.transport.secrets import SecretBox, SecretError
 
@@ -102,6 +104,15 @@ class Runner:
                 await engine.pool.close_idle()
                 await self._sleep((wake - now).total_seconds(), stop)
 
+    async def _receive_warmup(self, receiver: WarmupReceiver, stop: asyncio.Event) -> None:
+        """The peers' side of warmup: find, rescue, flag and answer warmup mail over IMAP."""
+        while not stop.is_set():
+            try:
+                await receiver.run_once()
+            except Exception:
+                log.exception("run: warmup receiver pass failed")
+            await self._sleep(self.health_every.total_seconds(), stop)
+
     async def _health(self, db: Database, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
@@ -154,6 +165,7 @@ class Runner:
             idle_wake=self.idle_wake,
         )
         inbox = InboxSync(db, self.clock, engine.credentials)
+        receiver = WarmupReceiver(db, self.clock, engine.credentials)
         server = _Server(
             uvicorn.Config(
                 create_app(db, self.clock), log_level="warning", lifespan="off", access_log=False
@@ -166,6 +178,7 @@ class Runner:
         ]
         if self.read_inbox:
             tasks.append(asyncio.create_task(inbox.run(stop), name="inbox"))
+            tasks.append(asyncio.create_task(self._receive_warmup(receiver, stop), name="warmup"))
         try:
             listening = asyncio.create_task(server.listening.wait())
             await asyncio.wait({serving, listening}, return_when=asyncio.FIRST_COMPLETED)
@@ -186,6 +199,7 @@ class Runner:
                 await serving
             sock.close()
             await inbox.close()
+            await receiver.close()
             await engine.close()
             await db.close()
 

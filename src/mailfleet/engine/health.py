@@ -25,6 +25,7 @@ from mailfleet.deliverability.health import (
 )
 from mailfleet.store import Database, Enrollment, EnrollmentStatus, Mailbox, MailboxStatus
 from mailfleet.store import repository as repo
+from mailfleet.store import warmup as warmup_store
 from mailfleet.store.health import HEALTH_SOURCE, mailbox_evidence
 
 
@@ -71,6 +72,8 @@ async def apply_health(
     rules = policy or HealthPolicy()
     report = HealthReport(at=now)
     async with db.session() as session:
+        if junk_shares is None:  # spam placement as the warmup peers measured it
+            junk_shares = await warmup_store.junk_shares(session, now, rules.window.days)
         evidence = await mailbox_evidence(
             session, now, rules, workspace_id=workspace_id, junk_shares=junk_shares
         )

@@ -21,7 +21,7 @@ from mailfleet.store.models import (
     WarmupSettings,
     WarmupThread,
 )
-from mailfleet.warmup import Observation, Placement, RampSettings
+from mailfleet.warmup import Observation, Placement, RampSettings, placement_stats
 
 CHUNK = 500
 # A warmup send whose peer never saw it for this reason counts as a bounce.
@@ -235,3 +235,24 @@ async def thread_tokens(session: AsyncSession, thread_id: int) -> list[str]:
 def window_start(now: datetime, days: int) -> datetime:
     """``now`` minus ``days`` days."""
     return now - timedelta(days=days)
+
+
+async def junk_shares(session: AsyncSession, now: datetime, days: int = 28) -> dict[int, float]:
+    """Each warmup sender's Junk share among what its peers found in the last ``days`` days.
+
+    Mailboxes whose peers found nothing in that window are left out (no evidence yet).
+    """
+    since = now - timedelta(days=days)
+    senders = await session.execute(
+        select(WarmupMessage.sender_mailbox_id)
+        .where(WarmupMessage.planned_at >= since, WarmupMessage.observed_at.is_not(None))
+        .distinct()
+    )
+    ids = [int(i) for i in senders.scalars().all()]
+    found = await observations(session, ids, since)
+    out: dict[int, float] = {}
+    for mailbox_id, seen in found.items():
+        share = placement_stats(seen, now, timedelta(days=days)).junk_share
+        if share is not None:
+            out[mailbox_id] = share
+    return out
