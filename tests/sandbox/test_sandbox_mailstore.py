@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mailfleet.clock import utc
 from mailfleet.sandbox import INBOX, JUNK, SENT_ITEMS, MailStore, ProspectSimulator
 
@@ -58,3 +60,20 @@ def test_prospect_simulator_records_threading_fields_and_decoded_subject() -> No
     assert delivery.subject == "Café"
     assert prospects.received("JOE@prospect.test") == [delivery]
     assert prospects.count() == 1
+
+
+def test_a_sender_with_a_bad_list_slice_gets_hard_bounces_from_that_share_only() -> None:
+    from mailfleet.sandbox.prospects import AnswerShares, Fate
+
+    quiet = AnswerShares(reply=0, unsubscribe=0, out_of_office=0, hard_bounce=0, soft_bounce=0)
+    prospects = ProspectSimulator(quiet)
+    prospects.set_sender_bounce("bad@x.test", 0.05)
+    addresses = [f"p{i}@prospect.test" for i in range(4000)]
+    bad = sum(prospects.fate_from(a, "BAD@x.test") is Fate.HARD_BOUNCE for a in addresses)
+    good = sum(prospects.fate_from(a, "good@x.test") is Fate.HARD_BOUNCE for a in addresses)
+    assert good == 0
+    assert 0.035 < bad / len(addresses) < 0.065
+    prospects.set_sender_bounce("bad@x.test", 0)
+    assert all(prospects.fate_from(a, "bad@x.test") is Fate.SILENT for a in addresses[:200])
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        prospects.set_sender_bounce("bad@x.test", 1.5)

@@ -165,6 +165,27 @@ class ProspectSimulator:
         self._seq = itertools.count()
         self._last_ooo: dict[tuple[str, str], datetime] = {}
         self._answered: set[str] = set()
+        self._sender_bounce: dict[str, float] = {}
+
+    def set_sender_bounce(self, sender: str, share: float) -> None:
+        """Make ``share`` of the prospects mailed by ``sender`` bounce hard (a bad list slice).
+
+        Drawn per prospect address and seed, on top of their own fate; 0 lifts it.
+        """
+        if not 0 <= share <= 1:
+            raise ValueError(f"bounce share for {sender} must be between 0 and 1, not {share}")
+        key = normalize_address(sender)
+        if share:
+            self._sender_bounce[key] = share
+        else:
+            self._sender_bounce.pop(key, None)
+
+    def fate_from(self, address: str, sender: str) -> Fate:
+        """How ``address`` answers mail from ``sender`` (its own fate, or a bad slice's bounce)."""
+        share = self._sender_bounce.get(normalize_address(sender), 0.0)
+        if share and _unit("sender-bounce", self.shares.seed, normalize_address(address)) < share:
+            return Fate.HARD_BOUNCE
+        return self.fate(address)
 
     def add_domain(self, domain: str) -> None:
         """Treat every address at ``domain`` as a simulated prospect."""
@@ -222,7 +243,7 @@ class ProspectSimulator:
         return delivery
 
     def _answer(self, delivery: ProspectDelivery, nth: int) -> Answer | None:
-        fate = self.fate(delivery.address)
+        fate = self.fate_from(delivery.address, delivery.sender)
         if fate is Fate.SILENT:
             return None
         address = delivery.address
