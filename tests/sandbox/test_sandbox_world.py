@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 import mailfleet.sandbox
-from mailfleet.clock import VirtualClock
+from mailfleet.clock import VirtualClock, utc
 from mailfleet.sandbox import INBOX, SENT_ITEMS, Sandbox, start_sandbox
 
 from .support import (
@@ -171,3 +171,21 @@ def test_public_names() -> None:
         "normalize_address",
         "start_sandbox",
     }
+
+
+async def test_the_world_publishes_its_domains_on_its_own_nameserver(tmp_path: Path) -> None:
+    from mailfleet.deliverability import check_domain
+    from mailfleet.transport.dns import DnsResolver
+
+    sandbox = await start_sandbox(VirtualClock(utc(2026, 3, 2, 9)), tmp_path)
+    async with sandbox:
+        sandbox.publish_domain("alpha-mail.test", tenant="contoso")
+        sandbox.publish_domain("beta-mail.test", omit=("dkim",))
+        resolver = DnsResolver(sandbox.dns_address, timeout=5)
+        good = await check_domain("alpha-mail.test", "microsoft365", resolver=resolver)
+        bad = await check_domain("beta-mail.test", "microsoft365", resolver=resolver)
+        assert good.failing == set(), good.findings
+        assert bad.failing == {"dkim"}
+        sandbox.publish_domain("beta-mail.test")  # fixed: its records are replaced
+        fixed = await check_domain("beta-mail.test", "microsoft365", resolver=resolver)
+        assert fixed.failing == set()

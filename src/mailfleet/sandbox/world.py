@@ -1,4 +1,4 @@
-"""The whole sandbox in one call: token service, SMTP submission, IMAP, mail store, prospects."""
+"""The whole sandbox in one call: token service, SMTP, IMAP, DNS, mail store, prospects."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from types import TracebackType
 from mailfleet.clock import Clock
 from mailfleet.sandbox.behaviour import MailboxBehaviour, Submission
 from mailfleet.sandbox.directory import Directory, SandboxMailbox
+from mailfleet.sandbox.dns import SandboxDnsServer, ZoneRecord, Zones, sandbox_domain_zone
 from mailfleet.sandbox.imap import ImapServer
 from mailfleet.sandbox.junk import JunkRules
 from mailfleet.sandbox.limits import MICROSOFT_365_LIMITS, NO_LIMITS, SubmissionLimits
@@ -43,6 +44,8 @@ class Sandbox:
         self.store = MailStore()
         self.prospects = ProspectSimulator()
         self.junk = JunkRules()
+        self.zones = Zones()
+        self.dns = SandboxDnsServer(self.zones)
         self.smtp = SubmissionServer(
             clock=clock,
             directory=self.directory,
@@ -128,6 +131,42 @@ class Sandbox:
         for folder in EXTRA_FOLDERS:
             self.store.create_folder(mailbox.address, folder)
         return mailbox
+
+    def publish_domain(
+        self,
+        domain: str,
+        provider: str = "microsoft365",
+        *,
+        tenant: str | None = None,
+        omit: tuple[str, ...] = (),
+        broken: tuple[str, ...] = (),
+    ) -> None:
+        """Publish (or re-publish) a sending domain's DNS on the sandbox nameserver.
+
+        ``omit`` and ``broken`` name parts among ``mx``, ``spf``, ``dkim`` and
+        ``dmarc`` to leave out or publish wrong; re-publishing replaces the domain's
+        records, so a test can fix (or break) a domain on the way.
+        """
+        name = domain.strip().lower().rstrip(".")
+        records = sandbox_domain_zone(name, provider, tenant=tenant, omit=omit, broken=broken)
+
+        def other(record: ZoneRecord) -> bool:
+            owner = record.name.lower().rstrip(".")
+            return owner != name and not owner.endswith("." + name)
+
+        kept = [r for r in self.zones.records if other(r)]
+        seen = set(kept)
+        fresh = []
+        for record in records:  # the provider's shared records are served once
+            if record not in seen:
+                seen.add(record)
+                fresh.append(record)
+        self.zones.records[:] = kept + fresh
+
+    @property
+    def dns_address(self) -> str:
+        """``HOST:PORT`` of the sandbox nameserver (``MAILFLEET_DNS_NAMESERVER``)."""
+        return self.dns.address
 
     def set_behaviour(self, address: str, behaviour: MailboxBehaviour) -> None:
         """Swap the behaviour (healthy, throttled, …) of an existing mailbox."""
@@ -222,6 +261,7 @@ class Sandbox:
         """Start the token service, then SMTP and IMAP; on a failure nothing is left running."""
         try:
             await self.token_server.start()
+            self.dns.start()
             await self.smtp.start()
             await self.imap.start()
         except BaseException:
@@ -236,6 +276,7 @@ class Sandbox:
             try:
                 await self.imap.stop()
             finally:
+                self.dns.stop()
                 await self.token_server.stop()
 
     async def __aenter__(self) -> Sandbox:
