@@ -26,13 +26,18 @@ reason it waits):
 Follow-ups go first and only from their thread's mailbox; first steps go to the
 campaign's mailbox with the most capacity left today. A mailbox makes at most
 one send a tick.
+
+Besides the sends, the plan tells the engine, for each mailbox refused on its own
+account, the earliest instant it may send anything again (:attr:`Plan.ready_at`):
+the engine leaves it out of the ticks before then, which is what keeps a tick cheap
+in a large fleet.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from mailfleet.limits import (
     Admission,
@@ -50,6 +55,9 @@ from mailfleet.limits import (
 from mailfleet.planner.window import SendingWindow, local_day
 
 MAX_REASONS = 3  # per waiting enrollment: enough to explain, cheap with 10,000 mailboxes
+HELD = datetime.max.replace(tzinfo=UTC)
+"""A mailbox's ready instant when no time frees it (inactive, or waiting for warmup): it
+stays out until its configuration or its usage changes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +116,8 @@ class Plan:
     sends: list[PlannedSend] = field(default_factory=list)
     wake_at: datetime | None = None  # earliest instant a refused send may be admitted
     waiting: dict[int, str] = field(default_factory=dict)  # enrollment id -> why not now
+    # mailbox id -> earliest instant it may send anything (:data:`HELD`: not before a change)
+    ready_at: dict[int, datetime] = field(default_factory=dict)
 
     def _wake(self, when: datetime | None) -> None:
         if when is not None and (self.wake_at is None or when < self.wake_at):
@@ -161,6 +171,11 @@ class _Planner:
         self.shared_used = {key: cap.used for key, cap in fleet.caps.items()}
         self.domain_sent = dict(fleet.recipient_domains)
         self.order: dict[int, list[_Box]] = {}
+        # How many campaigns may use each mailbox: a pace is a mailbox's own only with one.
+        self.uses: dict[int, int] = {}
+        for c in campaigns:
+            for i in c.mailbox_ids:
+                self.uses[i] = self.uses.get(i, 0) + 1
 
     # -- candidates ------------------------------------------------------------------------
 
@@ -198,11 +213,13 @@ class _Planner:
         if not state.active:
             reasons.append(f"{name} is not active")
             self.closed.add(state.mailbox_id)
+            self.plan.ready_at[state.mailbox_id] = HELD
             return _CLOSE
         verdict = self.admission(box)
         if not verdict.ok:
             reasons.append(f"{name}: {verdict.reason}")
             self.plan._wake(verdict.retry_at)
+            self.plan.ready_at[state.mailbox_id] = verdict.retry_at or HELD
             self.closed.add(state.mailbox_id)
             return _CLOSE
         domain = item.recipient_domain
@@ -232,8 +249,15 @@ class _Planner:
         if ready > self.now:
             reasons.append(f"{name} is paced: next cold send at {ready:%H:%M} UTC")
             self.plan._wake(ready)
+            if self.uses.get(state.mailbox_id, 0) == 1 and not self.lead_zoned(item):
+                # Its only campaign's window set this pace: nothing sends from it before.
+                self.plan.ready_at[state.mailbox_id] = ready
             return _DROP
         return _OK
+
+    def lead_zoned(self, item: DueEnrollment) -> bool:
+        campaign = self.campaigns.get(item.campaign_id)
+        return campaign is None or campaign.use_lead_timezone
 
     # -- one enrollment ---------------------------------------------------------------------
 
@@ -352,6 +376,8 @@ def plan_sends(
     Follow-ups go first (finishing a thread beats opening a new one) and only from
     their thread's mailbox; a first step goes to the eligible mailbox with the most
     cold capacity left today, so volume rotates across the fleet by what is left.
+    A mailbox that sends is next free after its gap: the caller knows when (the gap
+    depends on the send), so the plan does not ask to be woken for it.
     """
     planner = _Planner(now, campaigns, mailboxes, fleet or FleetState())
     ordered = sorted(due, key=lambda d: (d.step == 1, d.due_at, d.enrollment_id))
@@ -359,8 +385,4 @@ def plan_sends(
         if len(planner.closed) >= len(planner.boxes):
             break  # every mailbox is busy or refused: nothing else can go out this tick
         planner.place(item)
-    plan = planner.plan
-    if plan.sends:
-        # A mailbox that sent this tick is next free after its gap; ask again then.
-        plan._wake(now)
-    return plan
+    return planner.plan
