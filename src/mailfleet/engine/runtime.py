@@ -17,6 +17,17 @@ every planned send walks the durable state machine of
 After a crash, :meth:`Engine.recover` reconciles what was left in flight by
 looking each Message-ID up in the mailbox's Sent folder over IMAP
 (:mod:`mailfleet.engine.reconcile`): nothing is resent blindly.
+
+Between ticks the engine keeps the mailboxes (:class:`~mailfleet.engine.snapshot.FleetCache`,
+re-loaded when a mailbox row changes) and what they sent
+(:class:`~mailfleet.engine.ledger.UsageLedger`: every claim is recorded as it is made,
+sends other processes wrote are read by id each tick, and the whole ledger is re-loaded
+from the store every ``resync`` of clock time and after :meth:`Engine.recover`). A mailbox
+the planner refused on its own account is left out of the ticks until the instant it
+may send again, so a tick costs about the mailboxes that can send, not the fleet.
+Another part of the process that sends through the same mailboxes (warmup) tells the
+engine with :meth:`Engine.note_send` and reads the limits' view with
+:meth:`Engine.mailbox_usage`.
 """
 
 from __future__ import annotations
@@ -24,13 +35,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailfleet.clock import Clock
@@ -40,6 +51,7 @@ from mailfleet.engine.credentials import (
     CredentialError,
     DatabaseCredentialStore,
 )
+from mailfleet.engine.ledger import HORIZON, LedgerSend, UsageLedger
 from mailfleet.engine.reaction import classify, react
 from mailfleet.engine.reconcile import (
     ImapSentLookup,
@@ -49,14 +61,18 @@ from mailfleet.engine.reconcile import (
 )
 from mailfleet.engine.refusal import apply_refusal, resume_expired
 from mailfleet.engine.sequence import advance
-from mailfleet.engine.snapshot import campaign_state, mailbox_policy, mailbox_states
+from mailfleet.engine.snapshot import FleetCache, mailbox_policy, usage_of
 from mailfleet.limits import (
     FleetPolicy,
+    MailboxUsage,
     recipient_domain,
 )
 from mailfleet.planner import (
     DueEnrollment,
+    HELD,
     PlannedSend,
+    SendingWindow,
+    local_day,
     plan_sends,
 )
 from mailfleet.providers.outcomes import OutcomeKind, Stage
@@ -74,11 +90,19 @@ from mailfleet.store import (
     Suppression,
 )
 from mailfleet.store import repository as repo
+from mailfleet.store.repository import COUNTED
 from mailfleet.transport.oauth import TokenError
 from mailfleet.transport.secrets import SecretBox
 from mailfleet.transport.smtp import Delivery, SmtpPool, SubmitResult
 
 __all__ = ["Engine", "TickReport", "mailbox_policy"]
+
+RESYNC = timedelta(minutes=15)
+"""Clock time between two full re-loads of the usage ledger from the store."""
+FOLLOW_UPS_LOOKED_AHEAD = 50
+"""Future follow-ups read to find the next instant one can go (its mailbox ready by then)."""
+READY_FILTER_MAX = 2000
+"""Above this many ready mailboxes, due follow-ups are read for all and filtered here."""
 
 log = logging.getLogger(__name__)
 
@@ -120,12 +144,13 @@ class Engine:
         public_url: str,
         unsubscribe_key: bytes,
         http: httpx.AsyncClient | None = None,
-        batch: int = 2000,
+        batch: int | None = None,
         concurrency: int = 32,
         idle_wake: timedelta = timedelta(minutes=15),
         seed: int | None = None,
         fleet: FleetPolicy | None = None,
         sent_lookup: SentFolderLookup | None = None,
+        resync: timedelta = RESYNC,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -142,6 +167,11 @@ class Engine:
         self._random = random.Random(seed)
         self.fleet = fleet or FleetPolicy()
         self.sent_lookup: SentFolderLookup = sent_lookup or ImapSentLookup(self.credentials)
+        self.ledger = UsageLedger()
+        self.mailboxes = FleetCache(self.fleet)
+        self._resync = resync
+        self._high_water = 0  # the highest send id the ledger has read from the store
+        self._ready: dict[int, datetime] = {}  # mailbox id -> not before (planner's answer)
 
     async def close(self) -> None:
         """Close every SMTP session and the HTTP client the engine made."""
@@ -161,9 +191,85 @@ class Engine:
 
     async def reconcile(self, *, include_unknown: bool = True) -> ReconcileReport:
         """:meth:`recover` with the full report (found, released, unknown, errors)."""
-        return await reconcile_sends(
+        report = await reconcile_sends(
             self.db, self.clock, self.sent_lookup, include_unknown=include_unknown
         )
+        self.ledger.loaded_at = None  # statuses changed under it: re-load at the next tick
+        return report
+
+    # -- usage shared with the rest of the process ----------------------------------------------
+
+    async def load_usage(self) -> None:
+        """Re-load the usage ledger from the store now (the engine also does it on its own)."""
+        now = self.clock.now()
+        async with self.db.session() as session:
+            rows = await repo.counted_sends_since(session, now - HORIZON)
+            top = await session.scalar(select(func.max(Send.id)))
+        self.ledger.load(rows, now)
+        self._high_water = max(self._high_water, int(top or 0))
+        self._ready.clear()
+
+    def note_send(
+        self,
+        mailbox_id: int,
+        at: datetime,
+        kind: SendKind,
+        recipients: int = 1,
+        *,
+        send_id: int | None = None,
+    ) -> None:
+        """Count a send made outside the cold path (warmup) against the mailbox's limits.
+
+        Call it once the server accepted the message. With ``send_id`` (the send's row,
+        if it has one) the ledger counts it once however often it is noted or read back
+        from the store; without it, note only sends that have no row in the store.
+        """
+        if recipients < 1:
+            raise ValueError(f"note_send: {recipients} recipients; a send has at least one")
+        box = self.mailboxes.by_id.get(mailbox_id)
+        self.ledger.record(
+            LedgerSend(
+                mailbox_id,
+                at,
+                kind,
+                recipients,
+                send_id,
+                workspace_id=box.workspace_id if box is not None else None,
+                accepted=True,
+            )
+        )
+        if kind != SendKind.COLD:
+            self._ready.pop(mailbox_id, None)  # warmup may be what the mailbox waited for
+
+    def mailbox_usage(self, mailbox_id: int, now: datetime) -> MailboxUsage:
+        """What ``mailbox_id`` has used at ``now`` (rolling counts, per minute, today, gap).
+
+        The same figures the planner admits cold sends with; the local day is the
+        mailbox's. Raises :class:`LookupError` before the engine has loaded its
+        mailboxes and usage (:meth:`load_usage` and a tick), or for an unknown mailbox.
+        """
+        box = self.mailboxes.by_id.get(mailbox_id)
+        if self.ledger.loaded_at is None or box is None:
+            raise LookupError(
+                f"mailbox {mailbox_id}: the engine has not loaded it yet "
+                "(await Engine.load_usage() and run a tick first)"
+            )
+        day_start = local_day(now, box.timezone)[1] - timedelta(days=1)
+        counts = self.ledger.usage(mailbox_id, now, day_start)
+        return usage_of(counts, self.ledger.cold_by_recipient_domain(mailbox_id, day_start))
+
+    def next_wake(self, report: TickReport) -> datetime:
+        """When the engine wants its next tick after ``report``.
+
+        At the instant the tick asked for (a mailbox ready, a hold ending, a step
+        falling due), never later than ``idle_wake`` after it (new work may arrive), and
+        at least a second after a tick that planned nothing.
+        """
+        now = report.at
+        wake = report.wake_at or now + self._idle_wake
+        if report.planned == 0:
+            wake = max(wake, now + timedelta(seconds=1))
+        return min(wake, now + self._idle_wake)
 
     async def run_until(
         self, end: datetime, progress: Callable[[TickReport], None] | None = None
@@ -176,10 +282,7 @@ class Engine:
             if progress is not None:
                 progress(report)
             now = self.clock.now()
-            wake = report.wake_at or (now + self._idle_wake)
-            if report.planned == 0:
-                wake = max(wake, now + timedelta(seconds=1))
-            wake = min(wake, now + self._idle_wake, end)
+            wake = min(self.next_wake(report), end)
             if wake > now:
                 await self.pool.close_idle()
                 await self.clock.sleep((wake - now).total_seconds())
@@ -193,17 +296,41 @@ class Engine:
             campaigns = await repo.active_campaigns(session)
             if not campaigns:
                 return report
-            campaign_ids = [c.id for c in campaigns]
             workspace_ids = {c.workspace_id for c in campaigns}
-            mailboxes = (
-                await session.scalars(
-                    select(Mailbox).where(Mailbox.workspace_id.in_(workspace_ids))
+            for mailbox_id in await self._resume_expired(session, workspace_ids, now):
+                self._ready.pop(mailbox_id, None)  # changed: its old answer may not hold
+            await self._sync_usage(session, now)
+            fleet = self.mailboxes
+            ready = self._ready_mailboxes(now)
+            holds = [
+                until
+                for box in fleet.mailboxes
+                for until in (box.paused_until, box.slowed_until)
+                if until is not None and until > now
+            ]
+            steps = max(len(c.steps) for c in campaigns)
+            campaign_ids = [c.id for c in campaigns]
+            shut = self._all_windows_shut(campaigns, now)
+            if shut is not None or not ready:
+                # Nothing can go out: wake when a window opens, a mailbox is ready, a hold ends.
+                later = [t for t in self._ready.values() if now < t < HELD]
+                report.wake_at = min(
+                    (t for t in (shut, *holds, *later) if t is not None), default=None
+                )
+                return report
+            limit = min(self._batch or 10**9, max(200, 8 * len(ready)))
+            rows = (
+                await session.execute(
+                    repo.due_enrollments_query(
+                        campaign_ids,
+                        now,
+                        limit,
+                        steps=steps,
+                        mailbox_ids=ready if len(ready) <= READY_FILTER_MAX else None,
+                    )
                 )
             ).all()
-            resume_expired(session, mailboxes, now)
-            rows = (
-                await session.execute(repo.due_enrollments_query(campaign_ids, now, self._batch))
-            ).all()
+            ready_set = set(ready)
             due = [
                 DueEnrollment(
                     enrollment_id=e.id,
@@ -215,28 +342,145 @@ class Engine:
                     recipient_domain=lead.email_domain or recipient_domain(lead.email_normalized),
                 )
                 for e, lead in rows
+                if e.mailbox_id is None or e.mailbox_id in ready_set
             ]
-            states, fleet = await mailbox_states(session, mailboxes, due, now, self.fleet)
-            campaign_states = [await campaign_state(session, c, mailboxes, now) for c in campaigns]
-            future = await repo.next_due_after(session, campaign_ids, now)
-            # A held, slowed or paused mailbox changes the plan when that ends: wake then.
-            for box in mailboxes:
-                for until in (box.paused_until, box.slowed_until):
-                    if until is not None and until > now and (future is None or until < future):
-                        future = until
-        plan = plan_sends(now, campaign_states, states, due, fleet)
+            states, fleet_state = fleet.states(
+                ready, self.ledger, {d.recipient_domain for d in due}, now
+            )
+            campaign_states = [fleet.campaign_state(c, self.ledger, now) for c in campaigns]
+            future = await self._next_due(session, campaign_ids, steps, now)
+        plan = plan_sends(now, campaign_states, states, due, fleet_state)
+        self._ready.update(plan.ready_at)
         report.planned = len(plan.sends)
-        report.wake_at = min((t for t in (plan.wake_at, future) if t is not None), default=None)
+        boxes = fleet.by_id
+        for item in plan.sends:
+            # Free again after its gap at the earliest (the jitter only adds to it).
+            self._ready[item.mailbox_id] = now + fleet.policy(boxes[item.mailbox_id], now).min_gap
+        candidates = [plan.wake_at, future, *holds]
+        candidates.extend(t for t in self._ready.values() if now < t < HELD)
+        report.wake_at = min((t for t in candidates if t is not None), default=None)
         if not plan.sends:
             return report
         by_id = {c.id: c for c in campaigns}
-        boxes = {b.id: b for b in mailboxes}
         claims = await self._claim(plan.sends, by_id, boxes, now, report)
         results = await asyncio.gather(*(self._deliver(c) for c in claims))
         submitted = [(c, r) for c, r in zip(claims, results, strict=True) if r is not None]
         report.stopped += len(claims) - len(submitted)
         await self._record(submitted, by_id, report)
         return report
+
+    async def _resume_expired(
+        self, session: AsyncSession, workspace_ids: set[int], now: datetime
+    ) -> set[int]:
+        """Load the mailboxes if they changed, end the holds whose time has come; return
+        the ids of the mailboxes that changed."""
+        changed = await self.mailboxes.refresh(session, workspace_ids)
+        expired = [
+            b.id
+            for b in self.mailboxes.mailboxes
+            if (b.paused_until is not None and b.paused_until <= now)
+            or (b.slowed_until is not None and b.slowed_until <= now)
+        ]
+        if not expired:
+            return changed
+        attached = (await session.scalars(select(Mailbox).where(Mailbox.id.in_(expired)))).all()
+        resume_expired(session, attached, now)
+        await session.flush()
+        return changed | await self.mailboxes.refresh(session, workspace_ids)
+
+    async def _sync_usage(self, session: AsyncSession, now: datetime) -> None:
+        """Bring the ledger up to date: all of it every ``resync``, else the new send rows."""
+        ledger = self.ledger
+        if ledger.loaded_at is None or now - ledger.loaded_at >= self._resync or now < ledger.loaded_at:
+            rows = await repo.counted_sends_since(session, now - HORIZON)
+            top = await session.scalar(select(func.max(Send.id)))
+            ledger.load(rows, now)
+            self._high_water = max(self._high_water, int(top or 0))
+            self._ready.clear()
+            return
+        added = await session.execute(
+            select(
+                Send.id,
+                Send.mailbox_id,
+                Send.claimed_at,
+                Send.kind,
+                Send.recipients,
+                Send.campaign_id,
+                Send.workspace_id,
+                Send.recipient_domain,
+                Send.status,
+            ).where(Send.id > self._high_water)
+        )
+        for row in added.all():
+            self._high_water = max(self._high_water, int(row[0]))
+            claimed = row[2]
+            if row[8] not in COUNTED or claimed is None or claimed < now - HORIZON:
+                continue
+            ledger.record(
+                LedgerSend(
+                    mailbox_id=int(row[1]),
+                    at=claimed,
+                    kind=str(row[3]),
+                    recipients=int(row[4] or 1),
+                    send_id=int(row[0]),
+                    campaign_id=row[5],
+                    workspace_id=int(row[6]),
+                    recipient_domain=row[7] or "",
+                    accepted=row[8] == SendStatus.SENT,
+                )
+            )
+            if row[3] != SendKind.COLD:
+                self._ready.pop(int(row[1]), None)
+
+    def _ready_mailboxes(self, now: datetime) -> list[int]:
+        """Mailboxes the planner may consider now (the others said when to ask again)."""
+        ready: list[int] = []
+        for box in self.mailboxes.mailboxes:
+            until = self._ready.get(box.id)
+            if until is None:
+                ready.append(box.id)
+            elif until <= now:
+                del self._ready[box.id]
+                ready.append(box.id)
+        return ready
+
+    @staticmethod
+    def _all_windows_shut(campaigns: Sequence[Campaign], now: datetime) -> datetime | None:
+        """When the first campaign window opens, if every one is shut now (else None).
+
+        Campaigns that follow each lead's timezone are always worth a look.
+        """
+        opens: list[datetime] = []
+        for c in campaigns:
+            if c.use_lead_timezone:
+                return None
+            window = SendingWindow(
+                timezone=c.timezone,
+                days=frozenset(c.window_days),
+                start_minute=c.window_start_minute,
+                end_minute=c.window_end_minute,
+            )
+            if window.open_span(now) is not None:
+                return None
+            opens.append(window.next_open(now))
+        return min(opens, default=None)
+
+    async def _next_due(
+        self, session: AsyncSession, campaign_ids: list[int], steps: int, now: datetime
+    ) -> datetime | None:
+        """The next instant a step falls due that could go: a first step, or a follow-up
+        whose thread's mailbox is ready by then."""
+        best = await repo.next_first_step_due(session, campaign_ids, now)
+        for due, mailbox_id in await repo.next_follow_ups(
+            session, campaign_ids, now, steps, FOLLOW_UPS_LOOKED_AHEAD
+        ):
+            if best is not None and due >= best:
+                break
+            ready = self._ready.get(mailbox_id, due) if mailbox_id is not None else due
+            at = max(due, ready)
+            if best is None or at < best:
+                best = at
+        return best
 
     async def _claim(
         self,
@@ -301,6 +545,18 @@ class Engine:
                 await session.flush()
                 claims.append(
                     _Claim(send.id, item, mailbox, mailbox.address, lead.email, composed.raw)
+                )
+                self.ledger.record(
+                    LedgerSend(
+                        mailbox.id,
+                        now,
+                        SendKind.COLD,
+                        1,
+                        send.id,
+                        campaign.id,
+                        campaign.workspace_id,
+                        send.recipient_domain or "",
+                    )
                 )
         return claims
 
@@ -385,6 +641,7 @@ class Engine:
             )
             if result.rowcount == 1:
                 return True
+            self.ledger.forget(claim.send_id)
             send = await session.get(Send, claim.send_id)
             enrollment = await session.get(Enrollment, claim.planned.enrollment_id)
             if send is not None and send.status == SendStatus.CLAIMED:
@@ -500,4 +757,9 @@ class Engine:
                     report.errors.append(
                         f"{mailbox.address} -> {send.to_address}: {reaction.message}"
                     )
+                if send.status == SendStatus.SENT:
+                    self.ledger.accept(send.id)
+                elif send.status not in COUNTED:
+                    self.ledger.forget(send.id)
+                    self._ready.pop(mailbox.id, None)  # its usage fell: look again
         return None
