@@ -165,13 +165,24 @@ class Engine:
         self._semaphore = asyncio.Semaphore(concurrency)
         self._idle_wake = idle_wake
         self._random = random.Random(seed)
-        self.fleet = fleet or FleetPolicy()
+        self._fleet = fleet or FleetPolicy()
         self.sent_lookup: SentFolderLookup = sent_lookup or ImapSentLookup(self.credentials)
         self.ledger = UsageLedger()
-        self.mailboxes = FleetCache(self.fleet)
+        self.mailboxes = FleetCache(self._fleet)
         self._resync = resync
         self._high_water = 0  # the highest send id the ledger has read from the store
         self._ready: dict[int, datetime] = {}  # mailbox id -> not before (planner's answer)
+
+    @property
+    def fleet(self) -> FleetPolicy:
+        """The caps the installation sets for its fleet."""
+        return self._fleet
+
+    @fleet.setter
+    def fleet(self, policy: FleetPolicy) -> None:
+        self._fleet = policy
+        self.mailboxes = FleetCache(policy)  # policies are derived from it: derive again
+        self._ready.clear()
 
     async def close(self) -> None:
         """Close every SMTP session and the HTTP client the engine made."""
@@ -353,10 +364,12 @@ class Engine:
         self._ready.update(plan.ready_at)
         report.planned = len(plan.sends)
         boxes = fleet.by_id
+        candidates = [plan.wake_at, future, *holds]
         for item in plan.sends:
             # Free again after its gap at the earliest (the jitter only adds to it).
-            self._ready[item.mailbox_id] = now + fleet.policy(boxes[item.mailbox_id], now).min_gap
-        candidates = [plan.wake_at, future, *holds]
+            free = now + fleet.policy(boxes[item.mailbox_id], now).min_gap
+            self._ready[item.mailbox_id] = free
+            candidates.append(free)
         candidates.extend(t for t in self._ready.values() if now < t < HELD)
         report.wake_at = min((t for t in candidates if t is not None), default=None)
         if not plan.sends:
@@ -367,6 +380,9 @@ class Engine:
         submitted = [(c, r) for c, r in zip(claims, results, strict=True) if r is not None]
         report.stopped += len(claims) - len(submitted)
         await self._record(submitted, by_id, report)
+        if report.deferred or report.failed or report.stopped:
+            # A refusal moved a retry, a hold or a mailbox's usage: plan again at once.
+            report.wake_at = now
         return report
 
     async def _resume_expired(

@@ -66,6 +66,7 @@ def mailbox_policy(
     policy = MailboxPolicy(
         mailbox_id=mailbox.id,
         limits=limits,
+        ramp=fleet.ramp,
         ramp_start=mailbox.ramp_start,
         daily_cap=mailbox.daily_cap,
         warmup_ratio=ratio if warmup else 0.0,
