@@ -27,8 +27,8 @@ from sqlalchemy import select
 
 from mailfleet.clock import VirtualClock, utc
 from mailfleet.engine.reaction import ESCALATE_AFTER
-from mailfleet.limits import RampPolicy
 from mailfleet.engine.runtime import Engine, mailbox_policy
+from mailfleet.limits import RampPolicy
 from mailfleet.providers.outcomes import OutcomeKind
 from mailfleet.sandbox import (
     SENT_ITEMS,

@@ -123,6 +123,7 @@ def test_admitted_send_never_exceeds_any_limit(
         next_local_midnight=MIDNIGHT,
     )
     if verdict.ok:
-        assert cold + 1 <= min(cap, RampPolicy().steady_max) and minute + 1 <= 30 and recipients + 1 <= 10_000
+        assert cold + 1 <= min(cap, RampPolicy().steady_max)
+        assert minute + 1 <= 30 and recipients + 1 <= 10_000
     else:
         assert verdict.reason

@@ -68,8 +68,8 @@ from mailfleet.limits import (
     recipient_domain,
 )
 from mailfleet.planner import (
-    DueEnrollment,
     HELD,
+    DueEnrollment,
     PlannedSend,
     SendingWindow,
     local_day,
@@ -407,7 +407,11 @@ class Engine:
     async def _sync_usage(self, session: AsyncSession, now: datetime) -> None:
         """Bring the ledger up to date: all of it every ``resync``, else the new send rows."""
         ledger = self.ledger
-        if ledger.loaded_at is None or now - ledger.loaded_at >= self._resync or now < ledger.loaded_at:
+        if (
+            ledger.loaded_at is None
+            or now - ledger.loaded_at >= self._resync
+            or now < ledger.loaded_at
+        ):
             rows = await repo.counted_sends_since(session, now - HORIZON)
             top = await session.scalar(select(func.max(Send.id)))
             ledger.load(rows, now)

@@ -295,9 +295,7 @@ class FleetCache:
             box = self.by_id[mailbox_id]
             day_start = days.get(box.timezone)
             if day_start is None:
-                day_start = days[box.timezone] = local_day(now, box.timezone)[1] - timedelta(
-                    days=1
-                )
+                day_start = days[box.timezone] = local_day(now, box.timezone)[1] - timedelta(days=1)
             counts = ledger.usage(box.id, now, day_start)
             keys.update(self.shared[box.id])
             workspaces.add(box.workspace_id)
@@ -328,7 +326,9 @@ class FleetCache:
         sent_to = ledger.recipient_domains_24h(workspaces, domains, now)
         return states, FleetState(self.fleet, caps, sent_to)
 
-    def campaign_state(self, campaign: Campaign, ledger: UsageLedger, now: datetime) -> CampaignState:
+    def campaign_state(
+        self, campaign: Campaign, ledger: UsageLedger, now: datetime
+    ) -> CampaignState:
         """A campaign as the planner sees it, its mailbox selection cached."""
         settings = campaign.settings or {}
         listed = tuple(settings.get("mailboxes") or [])

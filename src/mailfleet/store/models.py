@@ -25,13 +25,13 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    literal_column,
     LargeBinary,
     MetaData,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    literal_column,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship

@@ -27,9 +27,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("mailbox") as batch:
         batch.add_column(sa.Column("revision", sa.Integer(), server_default="0", nullable=False))
-    op.create_index(
-        "ix_enrollment_step_due", "enrollment", ["status", "next_step", "next_due_at"]
-    )
+    op.create_index("ix_enrollment_step_due", "enrollment", ["status", "next_step", "next_due_at"])
     op.create_index(
         "ix_enrollment_mailbox_due", "enrollment", ["mailbox_id", "status", "next_due_at"]
     )
