@@ -315,19 +315,21 @@ class InstantEngine(Engine):
                     for p in planned
                 ],
             )
+            moves = []
             for p in planned:
                 last = p.step >= len(campaigns[p.campaign_id].steps)
-                await session.execute(
-                    update(Enrollment)
-                    .where(Enrollment.id == p.enrollment_id)
-                    .values(
-                        next_step=p.step + 1,
-                        next_due_at=None if last else now + timedelta(days=STEP_DELAY),
-                        status=EnrollmentStatus.COMPLETED if last else EnrollmentStatus.ACTIVE,
-                        mailbox_id=p.mailbox_id,
-                        updated_at=now,
-                    )
+                moves.append(
+                    {
+                        "id": p.enrollment_id,
+                        "next_step": p.step + 1,
+                        "next_due_at": None if last else now + timedelta(days=STEP_DELAY),
+                        "status": EnrollmentStatus.COMPLETED if last else EnrollmentStatus.ACTIVE,
+                        "mailbox_id": p.mailbox_id,
+                        "updated_at": now,
+                    }
                 )
+            # One executemany: the bench measures planning, not the claim path's writes.
+            await session.execute(update(Enrollment), moves)  # ORM bulk UPDATE by id
         report.sent += len(planned)
         return []
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Mapping
+from itertools import pairwise
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -156,22 +157,45 @@ class UsageLedger:
         """Replace everything with ``rows``: the store's counted sends since ``now - HORIZON``."""
         self._tracks.clear()
         self._by_id.clear()
-        self._campaigns.clear()
-        self._domains.clear()
-        for row in sorted(rows, key=lambda r: (r.claimed_at, r.id)):
-            self.record(
-                LedgerSend(
-                    mailbox_id=row.mailbox_id,
-                    at=row.claimed_at,
-                    kind=row.kind,
-                    recipients=row.recipients,
-                    send_id=row.id,
-                    campaign_id=row.campaign_id,
-                    workspace_id=row.workspace_id,
-                    recipient_domain=row.recipient_domain or "",
-                    accepted=row.status == SendStatus.SENT,
-                )
+        campaigns: dict[int, list[datetime]] = {}
+        domains: dict[tuple[int, str], list[datetime]] = {}
+        tracks = self._tracks
+        by_id = self._by_id
+        cold_kind = SendKind.COLD
+        ordered = list(rows)
+        if any(a.claimed_at > b.claimed_at for a, b in pairwise(ordered)):
+            ordered.sort(key=lambda r: r.claimed_at)
+        for row in ordered:
+            # Oldest first, so every list is built by appending (see record() for one send).
+            send = LedgerSend(
+                row.mailbox_id,
+                row.claimed_at,
+                row.kind,
+                row.recipients,
+                row.id,
+                row.campaign_id,
+                row.workspace_id,
+                row.recipient_domain or "",
+                row.status == SendStatus.SENT,
             )
+            by_id[row.id] = send
+            track = tracks.get(send.mailbox_id)
+            if track is None:
+                track = tracks[send.mailbox_id] = _Track()
+            track.sends.append(send)
+            track.times.append(send.at)
+            track.cumulative.append(track.cumulative[-1] + send.recipients)
+            if send.kind == cold_kind:
+                track.cold_times.append(send.at)
+                if send.workspace_id is not None and send.recipient_domain:
+                    key = (send.workspace_id, send.recipient_domain)
+                    domains.setdefault(key, []).append(send.at)
+            elif send.accepted and send.kind == SendKind.WARMUP:
+                track.warm_times.append(send.at)
+            if send.campaign_id is not None:
+                campaigns.setdefault(send.campaign_id, []).append(send.at)
+        self._campaigns = campaigns
+        self._domains = domains
         self.loaded_at = now
 
     def record(self, send: LedgerSend) -> None:

@@ -313,12 +313,7 @@ class Engine:
             await self._sync_usage(session, now)
             fleet = self.mailboxes
             ready = self._ready_mailboxes(now)
-            holds = [
-                until
-                for box in fleet.mailboxes
-                for until in (box.paused_until, box.slowed_until)
-                if until is not None and until > now
-            ]
+            holds = [until for until in fleet.holds if until > now]
             steps = max(len(c.steps) for c in campaigns)
             campaign_ids = [c.id for c in campaigns]
             shut = self._all_windows_shut(campaigns, now)
@@ -330,7 +325,7 @@ class Engine:
                 )
                 return report
             limit = min(self._batch or 10**9, max(200, 8 * len(ready)))
-            rows = (
+            rows: Sequence[Any] = (
                 await session.execute(
                     repo.due_enrollments_query(
                         campaign_ids,
@@ -338,22 +333,23 @@ class Engine:
                         limit,
                         steps=steps,
                         mailbox_ids=ready if len(ready) <= READY_FILTER_MAX else None,
+                        flat=True,
                     )
                 )
             ).all()
             ready_set = set(ready)
             due = [
                 DueEnrollment(
-                    enrollment_id=e.id,
-                    campaign_id=e.campaign_id,
-                    step=e.next_step,
-                    due_at=e.next_due_at or now,
-                    mailbox_id=e.mailbox_id,
-                    lead_timezone=lead.timezone,
-                    recipient_domain=lead.email_domain or recipient_domain(lead.email_normalized),
+                    enrollment_id=eid,
+                    campaign_id=cid,
+                    step=step,
+                    due_at=due_at or now,
+                    mailbox_id=thread,
+                    lead_timezone=zone,
+                    recipient_domain=domain or recipient_domain(address),
                 )
-                for e, lead in rows
-                if e.mailbox_id is None or e.mailbox_id in ready_set
+                for eid, cid, step, due_at, thread, zone, domain, address in rows
+                if thread is None or thread in ready_set
             ]
             states, fleet_state = fleet.states(
                 ready, self.ledger, {d.recipient_domain for d in due}, now
@@ -391,12 +387,7 @@ class Engine:
         """Load the mailboxes if they changed, end the holds whose time has come; return
         the ids of the mailboxes that changed."""
         changed = await self.mailboxes.refresh(session, workspace_ids)
-        expired = [
-            b.id
-            for b in self.mailboxes.mailboxes
-            if (b.paused_until is not None and b.paused_until <= now)
-            or (b.slowed_until is not None and b.slowed_until <= now)
-        ]
+        expired = [mailbox_id for mailbox_id, until in self.mailboxes.expiring if until <= now]
         if not expired:
             return changed
         attached = (await session.scalars(select(Mailbox).where(Mailbox.id.in_(expired)))).all()
@@ -455,13 +446,14 @@ class Engine:
     def _ready_mailboxes(self, now: datetime) -> list[int]:
         """Mailboxes the planner may consider now (the others said when to ask again)."""
         ready: list[int] = []
-        for box in self.mailboxes.mailboxes:
-            until = self._ready.get(box.id)
+        waits = self._ready
+        for mailbox_id in self.mailboxes.ids:
+            until = waits.get(mailbox_id)
             if until is None:
-                ready.append(box.id)
+                ready.append(mailbox_id)
             elif until <= now:
-                del self._ready[box.id]
-                ready.append(box.id)
+                del waits[mailbox_id]
+                ready.append(mailbox_id)
         return ready
 
     @staticmethod

@@ -219,8 +219,14 @@ class FleetCache:
         self.members: dict[str, list[int]] = {}  # shared-cap key -> mailbox ids
         self.shared: dict[int, tuple[str, ...]] = {}
         self.labels: dict[str, tuple[str, int | None]] = {}  # key -> (label, domain cap)
+        self.ids: list[int] = []
+        self.holds: list[datetime] = []  # pauses and slowdowns that end at an instant
+        self.expiring: list[tuple[int, datetime]] = []  # (mailbox id, when its hold ends)
         self._policies: dict[int, MailboxPolicy] = {}
         self._selections: dict[tuple[object, ...], frozenset[int]] = {}
+        self._by_tag: dict[tuple[int, str], set[int]] = {}  # (workspace, tag) -> mailbox ids
+        self._by_address: dict[tuple[int, str], int] = {}
+        self._of_workspace: dict[int, list[int]] = {}
 
     async def refresh(self, session: AsyncSession, workspace_ids: set[int]) -> set[int]:
         """Re-load the mailboxes if anything about them changed; return the ids that did."""
@@ -262,6 +268,19 @@ class FleetCache:
                 self.members[key].append(box.id)
             self.shared[box.id] = tuple(keys)
         self.members = dict(self.members)
+        self.ids = [b.id for b in boxes]
+        self.expiring = [
+            (b.id, until) for b in boxes for until in (b.paused_until, b.slowed_until) if until
+        ]
+        self.holds = [until for _, until in self.expiring]
+        self._by_tag = defaultdict(set)
+        self._by_address = {}
+        self._of_workspace = defaultdict(list)
+        for box in boxes:
+            for tag in box.tags or []:
+                self._by_tag[(box.workspace_id, tag)].add(box.id)
+            self._by_address[(box.workspace_id, box.address.lower())] = box.id
+            self._of_workspace[box.workspace_id].append(box.id)
         self._policies.clear()
         self._selections.clear()
         self.fingerprint = fingerprint
@@ -336,12 +355,7 @@ class FleetCache:
         key = (campaign.id, campaign.workspace_id, tags, listed)
         selected = self._selections.get(key)
         if selected is None:
-            selected = self._selections[key] = frozenset(
-                b.id
-                for b in self.mailboxes
-                if b.workspace_id == campaign.workspace_id
-                and selects_mailbox(tags, listed, b.address, b.tags or [])
-            )
+            selected = self._selections[key] = self._select(campaign.workspace_id, tags, listed)
         window = SendingWindow(
             timezone=campaign.timezone,
             days=frozenset(campaign.window_days),
@@ -359,6 +373,22 @@ class FleetCache:
             mailbox_ids=selected,
             workspace_id=campaign.workspace_id,
         )
+
+
+    def _select(
+        self, workspace_id: int, tags: tuple[str, ...], listed: tuple[str, ...]
+    ) -> frozenset[int]:
+        """:func:`~mailfleet.campaigns.selects_mailbox` over the fleet, through indexes."""
+        if not tags and not listed:
+            return frozenset(self._of_workspace.get(workspace_id, ()))
+        chosen: set[int] = set()
+        for tag in tags:
+            chosen |= self._by_tag.get((workspace_id, tag), set())
+        for address in listed:
+            found = self._by_address.get((workspace_id, address.lower()))
+            if found is not None:
+                chosen.add(found)
+        return frozenset(chosen)
 
 
 def usage_of(counts: repo.UsageCounts, by_domain: dict[str, int]) -> MailboxUsage:

@@ -161,8 +161,11 @@ class _Planner:
         self.fleet = fleet
         self.campaigns = {c.campaign_id: c for c in campaigns}
         self.boxes: dict[int, _Box] = {}
+        days: dict[str, tuple[date, datetime]] = {}
         for m in mailboxes:
-            day, midnight = local_day(now, m.timezone)
+            if m.timezone not in days:
+                days[m.timezone] = local_day(now, m.timezone)
+            day, midnight = days[m.timezone]
             self.boxes[m.mailbox_id] = _Box(
                 m, day, midnight - timedelta(days=1), midnight, cold_cap_for_day(m.policy, day)
             )
@@ -171,6 +174,7 @@ class _Planner:
         self.shared_used = {key: cap.used for key, cap in fleet.caps.items()}
         self.domain_sent = dict(fleet.recipient_domains)
         self.order: dict[int, list[_Box]] = {}
+        self.spans: dict[tuple[int, str | None], tuple[datetime, datetime] | None] = {}
         # How many campaigns may use each mailbox: a pace is a mailbox's own only with one.
         self.uses: dict[int, int] = {}
         for c in campaigns:
@@ -266,9 +270,14 @@ class _Planner:
     ) -> tuple[str, tuple[datetime, datetime] | None]:
         """Why the campaign itself cannot send ``item`` now ("" if it can), and its open span."""
         tz = item.lead_timezone if campaign.use_lead_timezone else None
-        span = campaign.window.open_span(self.now, tz)
+        key = (campaign.campaign_id, tz)
+        if key in self.spans:
+            span = self.spans[key]
+        else:
+            span = self.spans[key] = campaign.window.open_span(self.now, tz)
+            if span is None:
+                self.plan._wake(campaign.window.next_open(self.now, tz))
         if span is None:
-            self.plan._wake(campaign.window.next_open(self.now, tz))
             return "outside the sending window", None
         cap = campaign.daily_cap
         if cap is not None:
@@ -296,6 +305,10 @@ class _Planner:
     def place(self, item: DueEnrollment) -> None:
         campaign = self.campaigns.get(item.campaign_id)
         if campaign is None:
+            return
+        if item.mailbox_id is None and self.order.get(campaign.campaign_id) == []:
+            # Every mailbox of the campaign was refused this tick: no need to look again.
+            self.plan.waiting[item.enrollment_id] = "no mailbox of the campaign can send now"
             return
         refusal, span = self.campaign_refusal(campaign, item)
         if span is None:
