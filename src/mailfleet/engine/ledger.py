@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Mapping
-from itertools import pairwise
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 from mailfleet.store import SendKind, SendStatus
 from mailfleet.store.repository import CountedSend, UsageCounts
