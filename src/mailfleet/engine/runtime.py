@@ -37,7 +37,7 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -101,6 +101,8 @@ RESYNC = timedelta(minutes=15)
 """Clock time between two full re-loads of the usage ledger from the store."""
 FOLLOW_UPS_LOOKED_AHEAD = 50
 """Future follow-ups read to find the next instant one can go (its mailbox ready by then)."""
+DUE_RECHECK = timedelta(minutes=5)
+"""Clock time the engine trusts its cached next due instant (see ``Engine._next_due``)."""
 READY_FILTER_MAX = 2000
 """Above this many ready mailboxes, due follow-ups are read for all and filtered here."""
 
@@ -172,6 +174,7 @@ class Engine:
         self._resync = resync
         self._high_water = 0  # the highest send id the ledger has read from the store
         self._ready: dict[int, datetime] = {}  # mailbox id -> not before (planner's answer)
+        self._future: tuple[datetime | None, datetime] = (None, datetime.min.replace(tzinfo=UTC))
 
     @property
     def fleet(self) -> FleetPolicy:
@@ -206,6 +209,7 @@ class Engine:
             self.db, self.clock, self.sent_lookup, include_unknown=include_unknown
         )
         self.ledger.loaded_at = None  # statuses changed under it: re-load at the next tick
+        self._future = (None, datetime.min.replace(tzinfo=UTC))  # and steps may be due again
         return report
 
     # -- usage shared with the rest of the process ----------------------------------------------
@@ -362,8 +366,10 @@ class Engine:
         boxes = fleet.by_id
         candidates = [plan.wake_at, future, *holds]
         for item in plan.sends:
-            # Free again after its gap at the earliest (the jitter only adds to it).
-            free = now + fleet.policy(boxes[item.mailbox_id], now).min_gap
+            # The plan says when the mailbox is free again at the earliest (gap, cap, pace).
+            free = plan.ready_at.get(item.mailbox_id)
+            if free is None:
+                free = now + fleet.policy(boxes[item.mailbox_id], now).min_gap
             self._ready[item.mailbox_id] = free
             candidates.append(free)
         candidates.extend(t for t in self._ready.values() if now < t < HELD)
@@ -481,7 +487,28 @@ class Engine:
         self, session: AsyncSession, campaign_ids: list[int], steps: int, now: datetime
     ) -> datetime | None:
         """The next instant a step falls due that could go: a first step, or a follow-up
-        whose thread's mailbox is ready by then."""
+        whose thread's mailbox is ready by then.
+
+        Kept for :data:`DUE_RECHECK` of clock time (or until it passes): the engine lowers
+        it itself when it moves an enrollment (:meth:`_due_moved`), and a step that
+        another process makes due later than that is seen at the next re-check.
+        """
+        cached, until = self._future
+        if now < until and (cached is None or cached > now):
+            return cached
+        best = await self._query_next_due(session, campaign_ids, steps, now)
+        self._future = (best, now + DUE_RECHECK)
+        return best
+
+    def _due_moved(self, due: datetime | None) -> None:
+        """An enrollment the engine moved falls due at ``due``: wake for it if sooner."""
+        cached, until = self._future
+        if (due is not None and cached is not None and due < cached) or (due is not None and cached is None):
+            self._future = (due, until)
+
+    async def _query_next_due(
+        self, session: AsyncSession, campaign_ids: list[int], steps: int, now: datetime
+    ) -> datetime | None:
         best = await repo.next_first_step_due(session, campaign_ids, now)
         for due, mailbox_id in await repo.next_follow_ups(
             session, campaign_ids, now, steps, FOLLOW_UPS_LOOKED_AHEAD
@@ -769,6 +796,7 @@ class Engine:
                     report.errors.append(
                         f"{mailbox.address} -> {send.to_address}: {reaction.message}"
                     )
+                self._due_moved(enrollment.next_due_at)
                 if send.status == SendStatus.SENT:
                     self.ledger.accept(send.id)
                 elif send.status not in COUNTED:

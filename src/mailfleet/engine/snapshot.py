@@ -374,7 +374,6 @@ class FleetCache:
             workspace_id=campaign.workspace_id,
         )
 
-
     def _select(
         self, workspace_id: int, tags: tuple[str, ...], listed: tuple[str, ...]
     ) -> frozenset[int]:

@@ -263,6 +263,32 @@ class _Planner:
         campaign = self.campaigns.get(item.campaign_id)
         return campaign is None or campaign.use_lead_timezone
 
+    def ready_after_send(
+        self, box: _Box, item: DueEnrollment, span: tuple[datetime, datetime]
+    ) -> datetime:
+        """The earliest instant the mailbox may send again once this send is made.
+
+        A lower bound: its minimum gap (the jitter only adds to it), the next local
+        midnight once this send fills its cap, and, when its one campaign set its pace,
+        the pace with the least jitter.
+        """
+        state = box.state
+        ready = self.now + state.policy.min_gap
+        left = box.remaining - 1
+        if left <= 0:
+            return max(ready, box.midnight)
+        if (
+            state.policy.pace
+            and self.uses.get(state.mailbox_id, 0) == 1
+            and not self.lead_zoned(item)
+        ):
+            opens, closes = max(span[0], box.day_start), min(span[1], box.midnight)
+            paced = paced_at(
+                last_cold_at=self.now, remaining=left, opens=opens, closes=closes, jitter=0.0
+            )
+            ready = max(ready, min(paced, closes))
+        return ready
+
     # -- one enrollment ---------------------------------------------------------------------
 
     def campaign_refusal(
@@ -332,7 +358,7 @@ class _Planner:
                 shown.append(f"{len(reasons) - MAX_REASONS} more mailboxes refused")
             self.plan.waiting[item.enrollment_id] = "; ".join(shown) or "no mailbox can send it"
             return
-        self.take(chosen, campaign, item)
+        self.take(chosen, campaign, item, span)
 
     def first_step_mailbox(
         self,
@@ -362,9 +388,16 @@ class _Planner:
         self.order[campaign.campaign_id] = kept + order[index:]
         return chosen
 
-    def take(self, box: _Box, campaign: CampaignState, item: DueEnrollment) -> None:
+    def take(
+        self,
+        box: _Box,
+        campaign: CampaignState,
+        item: DueEnrollment,
+        span: tuple[datetime, datetime],
+    ) -> None:
         mailbox_id = box.state.mailbox_id
         self.closed.add(mailbox_id)
+        self.plan.ready_at[mailbox_id] = self.ready_after_send(box, item, span)
         self.campaign_sent[campaign.campaign_id] += 1
         for key in box.state.shared:
             if key in self.shared_used:
