@@ -503,7 +503,7 @@ class Engine:
     def _due_moved(self, due: datetime | None) -> None:
         """An enrollment the engine moved falls due at ``due``: wake for it if sooner."""
         cached, until = self._future
-        if (due is not None and cached is not None and due < cached) or (due is not None and cached is None):
+        if due is not None and (cached is None or due < cached):
             self._future = (due, until)
 
     async def _query_next_due(
