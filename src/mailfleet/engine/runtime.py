@@ -215,9 +215,15 @@ class Engine:
     # -- usage shared with the rest of the process ----------------------------------------------
 
     async def load_usage(self) -> None:
-        """Re-load the usage ledger from the store now (the engine also does it on its own)."""
+        """Load the running campaigns' mailboxes and re-load the usage ledger from the store.
+
+        The engine does both on its own when needed; calling this at start-up moves that
+        work out of the first tick, and lets :meth:`mailbox_usage` answer at once.
+        """
         now = self.clock.now()
         async with self.db.session() as session:
+            campaigns = await repo.active_campaigns(session)
+            await self.mailboxes.refresh(session, {c.workspace_id for c in campaigns})
             rows = await repo.counted_sends_since(session, now - HORIZON)
             top = await session.scalar(select(func.max(Send.id)))
         self.ledger.load(rows, now)
