@@ -97,7 +97,7 @@ from mailfleet.transport.smtp import Delivery, SmtpPool, SubmitResult
 
 __all__ = ["Engine", "TickReport", "mailbox_policy"]
 
-RESYNC = timedelta(minutes=15)
+RESYNC = timedelta(hours=1)
 """Clock time between two full re-loads of the usage ledger from the store."""
 FOLLOW_UPS_LOOKED_AHEAD = 50
 """Future follow-ups read to find the next instant one can go (its mailbox ready by then)."""
