@@ -251,7 +251,9 @@ class _Planner:
             jitter=stable_fraction(state.mailbox_id, "pace", state.usage.last_send_id),
         )
         if ready > self.now:
-            reasons.append(f"{name} is paced: next cold send at {ready:%H:%M} UTC")
+            # Only the first reasons are shown: skip formatting the rest (a hot path).
+            shown = len(reasons) < MAX_REASONS
+            reasons.append(f"{name} is paced: next cold send at {ready:%H:%M} UTC" if shown else "")
             self.plan._wake(ready)
             if self.uses.get(state.mailbox_id, 0) == 1 and not self.lead_zoned(item):
                 # Its only campaign's window set this pace: nothing sends from it before.
