@@ -42,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, func, insert, select, update
+from sqlalchemy import bindparam, create_engine, func, insert, select, update
 from sqlalchemy.engine import Engine as SyncEngine
 
 from mailfleet.clock import VirtualClock
@@ -293,8 +293,9 @@ class InstantEngine(Engine):
                     )
                 ).all()
             )
-            await session.execute(
-                insert(Send),
+            conn = await session.connection()
+            await conn.execute(
+                insert(Send.__table__),
                 [
                     {
                         "workspace_id": campaigns[p.campaign_id].workspace_id,
@@ -322,16 +323,28 @@ class InstantEngine(Engine):
                 last = p.step >= len(campaigns[p.campaign_id].steps)
                 moves.append(
                     {
-                        "id": p.enrollment_id,
-                        "next_step": p.step + 1,
-                        "next_due_at": None if last else now + timedelta(days=STEP_DELAY),
-                        "status": EnrollmentStatus.COMPLETED if last else EnrollmentStatus.ACTIVE,
-                        "mailbox_id": p.mailbox_id,
-                        "updated_at": now,
+                        "eid": p.enrollment_id,
+                        "step": p.step + 1,
+                        "due": None if last else now + timedelta(days=STEP_DELAY),
+                        "state": EnrollmentStatus.COMPLETED if last else EnrollmentStatus.ACTIVE,
+                        "box": p.mailbox_id,
+                        "at": now,
                     }
                 )
-            # One executemany: the bench measures planning, not the claim path's writes.
-            await session.execute(update(Enrollment), moves)  # ORM bulk UPDATE by id
+            # One Core executemany: the bench measures planning, not the claim path's writes.
+            table = Enrollment.__table__
+            await conn.execute(
+                update(table)
+                .where(table.c.id == bindparam("eid"))
+                .values(
+                    next_step=bindparam("step"),
+                    next_due_at=bindparam("due", type_=table.c.next_due_at.type),
+                    status=bindparam("state"),
+                    mailbox_id=bindparam("box"),
+                    updated_at=bindparam("at", type_=table.c.updated_at.type),
+                ),
+                moves,
+            )
         report.sent += len(planned)
         return []
 

@@ -70,6 +70,7 @@ class _Track:
 
     sends: list[LedgerSend] = field(default_factory=list)
     times: list[datetime] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)  # send ids (0: none), parallel to times
     cumulative: list[int] = field(default_factory=lambda: [0])  # recipients before index i
     cold_times: list[datetime] = field(default_factory=list)
     warm_times: list[datetime] = field(default_factory=list)
@@ -78,11 +79,13 @@ class _Track:
         if not self.times or send.at >= self.times[-1]:
             self.sends.append(send)
             self.times.append(send.at)
+            self.ids.append(send.send_id or 0)
             self.cumulative.append(self.cumulative[-1] + send.recipients)
         else:
             index = bisect_right(self.times, send.at)
             self.sends.insert(index, send)
             self.times.insert(index, send.at)
+            self.ids.insert(index, send.send_id or 0)
             self._rebuild_cumulative()
         if send.cold:
             insort(self.cold_times, send.at)
@@ -93,6 +96,7 @@ class _Track:
         index = self.sends.index(send)
         del self.sends[index]
         del self.times[index]
+        del self.ids[index]
         self._rebuild_cumulative()
         if send.cold:
             _remove_time(self.cold_times, send.at)
@@ -107,6 +111,7 @@ class _Track:
         gone = self.sends[:cut]
         del self.sends[:cut]
         del self.times[:cut]
+        del self.ids[:cut]
         del self.cumulative[:cut]
         del self.cold_times[: bisect_left(self.cold_times, before)]
         del self.warm_times[: bisect_left(self.warm_times, before)]
@@ -184,6 +189,7 @@ class UsageLedger:
                 track = tracks[send.mailbox_id] = _Track()
             track.sends.append(send)
             track.times.append(send.at)
+            track.ids.append(row.id)
             track.cumulative.append(track.cumulative[-1] + send.recipients)
             if send.kind == cold_kind:
                 track.cold_times.append(send.at)
@@ -267,8 +273,8 @@ class UsageLedger:
             return EMPTY
         day = bisect_left(times, since_day)
         minute = bisect_left(times, now - MINUTE)
-        recent = track.sends[start:]
-        cold = [s.at for s in recent if s.cold]
+        colds = track.cold_times
+        cold_from = bisect_left(colds, min(since_day, day_start))
         return UsageCounts(
             cold_today=_count_since(track.cold_times, day_start),
             messages_last_minute=len(times) - minute,
@@ -277,9 +283,9 @@ class UsageLedger:
             recipients_24h=track.recipients_since(day),
             oldest_in_24h=times[day] if day < len(times) else None,
             last_send_at=times[-1],
-            last_send_id=max(s.send_id or 0 for s in recent),
+            last_send_id=max(track.ids[start:]),
             warmup_today=_count_since(track.warm_times, day_start),
-            last_cold_at=max(cold) if cold else None,
+            last_cold_at=colds[-1] if cold_from < len(colds) else None,
             cold_24h=_count_since(track.cold_times, since_day),
             oldest_cold_24h=_first_since(track.cold_times, since_day),
         )

@@ -101,6 +101,8 @@ RESYNC = timedelta(hours=1)
 """Clock time between two full re-loads of the usage ledger from the store."""
 FOLLOW_UPS_LOOKED_AHEAD = 50
 """Future follow-ups read to find the next instant one can go (its mailbox ready by then)."""
+FIRST_STEPS_PER_READY = 3
+"""Due rows read per mailbox ready to send (the batch is at most ``batch``)."""
 DUE_RECHECK = timedelta(minutes=5)
 """Clock time the engine trusts its cached next due instant (see ``Engine._next_due``)."""
 READY_FILTER_MAX = 2000
@@ -334,7 +336,9 @@ class Engine:
                     (t for t in (shut, *holds, *later) if t is not None), default=None
                 )
                 return report
-            limit = min(self._batch or 10**9, max(200, 8 * len(ready)))
+            # A mailbox makes at most one send a tick: a few candidates per ready mailbox
+            # leave room for recipient-domain skips, and every extra row costs each tick.
+            limit = min(self._batch or 10**9, max(200, FIRST_STEPS_PER_READY * len(ready)))
             rows: Sequence[Any] = (
                 await session.execute(
                     repo.due_enrollments_query(
