@@ -392,3 +392,99 @@ async def test_a_mailbox_update_changes_its_fingerprint(db: Database) -> None:
         fresh = await session.get(Mailbox, box.id)
         assert fresh is not None and fresh.revision == 1
     assert before != after and after[0] == before[0]
+
+
+# -- the engine's public contract for other senders (warmup) ---------------------------------
+
+
+async def test_engine_note_send_and_mailbox_usage_share_the_limits(
+    db: Database, tmp_path: Path
+) -> None:
+    from mailfleet.clock import VirtualClock
+    from mailfleet.engine.runtime import Engine
+    from mailfleet.transport.secrets import SecretBox
+
+    now = utc(2026, 3, 2, 10)
+    async with db.session() as session:
+        ws = Workspace(slug="w", name="W", created_at=now)
+        session.add(ws)
+        await session.flush()
+        domain = Domain(workspace_id=ws.id, name="s.example", provider="generic", created_at=now)
+        session.add(domain)
+        await session.flush()
+        box = Mailbox(
+            workspace_id=ws.id,
+            domain_id=domain.id,
+            address="m@s.example",
+            provider="generic",
+            smtp_host="h",
+            smtp_port=587,
+            smtp_security="starttls",
+            auth_kind="password",
+            timezone="Europe/London",
+            tags=[],
+            created_at=now,
+        )
+        session.add(box)
+        session.add(
+            Campaign(
+                workspace_id=ws.id,
+                name="c",
+                status=CampaignStatus.ACTIVE,
+                timezone="UTC",
+                window_days=[1, 2, 3, 4, 5, 6, 7],
+                window_start_minute=0,
+                window_end_minute=1440,
+                settings={},
+                mailbox_tags=[],
+                created_at=now,
+            )
+        )
+    clock = VirtualClock(now)
+    engine = Engine(
+        db,
+        clock,
+        SecretBox.from_key_file(tmp_path / "key"),
+        public_url="https://mf.example",
+        unsubscribe_key=b"k" * 32,
+    )
+    try:
+        with pytest.raises(LookupError, match="not loaded"):
+            engine.mailbox_usage(box.id, now)
+        await engine.load_usage()
+        assert engine.mailbox_usage(box.id, now).messages_24h == 0
+        engine.note_send(box.id, now, SendKind.WARMUP, 3)
+        usage = engine.mailbox_usage(box.id, now + timedelta(seconds=30))
+        assert (usage.messages_last_minute, usage.recipients_24h, usage.warmup_today) == (1, 3, 1)
+        assert usage.last_send_at == now
+        with pytest.raises(ValueError, match="at least one"):
+            engine.note_send(box.id, now, SendKind.WARMUP, 0)
+        # A send another process stored is read back at the next tick, once.
+        async with db.session() as session:
+            await session.execute(
+                insert(Send),
+                [
+                    {
+                        "workspace_id": ws.id,
+                        "kind": SendKind.WARMUP,
+                        "mailbox_id": box.id,
+                        "message_id": "<w1@s.example>",
+                        "from_address": box.address,
+                        "to_address": "peer@x.example",
+                        "recipient_domain": "x.example",
+                        "recipients": 1,
+                        "subject": "",
+                        "status": SendStatus.SENT,
+                        "attempts": 1,
+                        "claimed_at": now + timedelta(minutes=1),
+                    }
+                ],
+            )
+        clock.advance(120)
+        await engine.tick()
+        await engine.tick()
+        usage = engine.mailbox_usage(box.id, clock.now())
+        assert (usage.messages_24h, usage.warmup_today) == (2, 2)
+        assert usage.last_send_at == now + timedelta(minutes=1)
+    finally:
+        await engine.close()
