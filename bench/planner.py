@@ -4,7 +4,9 @@ Builds a store mid-campaign (bulk core inserts: ten campaigns of 100,000 leads, 
 sent by its 1,000 tagged mailboxes; most first steps due, follow-ups due over the
 coming days, a day of send history per mailbox) and measures, on a virtual clock:
 
-- **tick**: one ``Engine.tick()`` at a busy instant (window open, mailboxes ready):
+- **start-up**: ``Engine.load_usage()``, the mailboxes and the last day's sends read
+  into memory once (ticks keep them up to date; printed, and in RESULT as startup_s);
+- **tick**: one ``Engine.tick()`` at a busy instant (window open, every mailbox ready):
   everything the engine loads to plan, ``plan_sends``, and the claims. The SMTP
   side is replaced by an instant claim path that writes the planned sends as
   accepted in bulk, so the figure is planning, not message composition or I/O;
@@ -40,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, func, insert, select, update
+from sqlalchemy import bindparam, create_engine, func, insert, select, update
 from sqlalchemy.engine import Engine as SyncEngine
 
 from mailfleet.clock import VirtualClock
@@ -291,8 +293,9 @@ class InstantEngine(Engine):
                     )
                 ).all()
             )
-            await session.execute(
-                insert(Send),
+            conn = await session.connection()
+            await conn.execute(
+                insert(Send.__table__),
                 [
                     {
                         "workspace_id": campaigns[p.campaign_id].workspace_id,
@@ -315,19 +318,33 @@ class InstantEngine(Engine):
                     for p in planned
                 ],
             )
+            moves = []
             for p in planned:
                 last = p.step >= len(campaigns[p.campaign_id].steps)
-                await session.execute(
-                    update(Enrollment)
-                    .where(Enrollment.id == p.enrollment_id)
-                    .values(
-                        next_step=p.step + 1,
-                        next_due_at=None if last else now + timedelta(days=STEP_DELAY),
-                        status=EnrollmentStatus.COMPLETED if last else EnrollmentStatus.ACTIVE,
-                        mailbox_id=p.mailbox_id,
-                        updated_at=now,
-                    )
+                moves.append(
+                    {
+                        "eid": p.enrollment_id,
+                        "step": p.step + 1,
+                        "due": None if last else now + timedelta(days=STEP_DELAY),
+                        "state": EnrollmentStatus.COMPLETED if last else EnrollmentStatus.ACTIVE,
+                        "box": p.mailbox_id,
+                        "at": now,
+                    }
                 )
+            # One Core executemany: the bench measures planning, not the claim path's writes.
+            table = Enrollment.__table__
+            await conn.execute(
+                update(table)
+                .where(table.c.id == bindparam("eid"))
+                .values(
+                    next_step=bindparam("step"),
+                    next_due_at=bindparam("due", type_=table.c.next_due_at.type),
+                    status=bindparam("state"),
+                    mailbox_id=bindparam("box"),
+                    updated_at=bindparam("at", type_=table.c.updated_at.type),
+                ),
+                moves,
+            )
         report.sent += len(planned)
         return []
 
@@ -447,13 +464,27 @@ async def run(args: argparse.Namespace) -> None:
 
         clock = VirtualClock(BUSY)
         engine = make_engine(db, clock, box)
+        # Start-up: the engine loads its mailboxes and the last day's sends once; ticks
+        # then keep both up to date themselves.
+        started = time.perf_counter()
+        await engine.load_usage()
+        startup_s = time.perf_counter() - started
+        print(
+            f"start-up (mailboxes and a day of sends into memory): {startup_s:.3f} s "
+            f"(peak rss so far {rss_mib():.0f} MiB)"
+        )
         started = time.perf_counter()
         report = await engine.tick()
         tick_s = time.perf_counter() - started
         print(
-            f"tick at {BUSY:%a %H:%M}: {tick_s:.3f} s, planned {report.planned:,} "
-            f"(peak rss so far {rss_mib():.0f} MiB)"
+            f"tick at {BUSY:%a %H:%M}: {tick_s:.3f} s, planned {report.planned:,}, every "
+            f"mailbox ready (peak rss so far {rss_mib():.0f} MiB)"
         )
+        clock.advance(args.cadence)
+        started = time.perf_counter()
+        report = await engine.tick()
+        next_s = time.perf_counter() - started
+        print(f"next tick, {args.cadence:g} s later: {next_s:.3f} s, planned {report.planned:,}")
 
         # A whole day of one-minute ticks (each plans every mailbox ready by then), the
         # claims of each visible to the next. When the budget cannot afford them all,
@@ -461,7 +492,8 @@ async def run(args: argparse.Namespace) -> None:
         # tick plans k minutes' worth) and the day is the mean tick times 1,440.
         day_start = datetime.combine(BUSY.date() + timedelta(days=1), datetime.min.time(), UTC)
         total_ticks = int(86_400 // args.cadence)
-        stride = max(1, -(-total_ticks // max(1, int(args.day_budget / max(tick_s, 1e-3)))))
+        # The budget is spent at the cost of an ordinary tick (the one after the busy one).
+        stride = max(1, -(-total_ticks // max(1, int(args.day_budget / max(next_s, 1e-3)))))
         ticks = planned = 0
         started = time.perf_counter()
         for slot in range(0, total_ticks, stride):
@@ -493,7 +525,7 @@ async def run(args: argparse.Namespace) -> None:
     print(f"peak rss {peak:.0f} MiB; the tick is {ratio:,.0f}x the naive one")
     print(
         f"RESULT tick_s={tick_s:.3f} day_s={day_s:.1f} peak_rss_mib={peak:.0f} "
-        f"naive_tick_s={naive_tick_s:.1f} ratio={ratio:.0f}"
+        f"naive_tick_s={naive_tick_s:.1f} ratio={ratio:.0f} startup_s={startup_s:.2f}"
     )
 
 

@@ -236,7 +236,7 @@ async def _build_world(
                         token_endpoint=sandbox.token_url(TENANT),
                         client_id=client_id,
                         secret=box.seal({"client_secret": client_secret}),
-                        daily_cap=30,
+                        daily_cap=25,  # the top of the steady band (PROVIDERS.md: 15-25)
                         min_gap_seconds=600,
                         ramp_start=now.date() - timedelta(days=60),
                         timezone=spec.timezone,

@@ -15,6 +15,7 @@ from pathlib import Path
 from mailfleet.clock import Clock, VirtualClock, utc
 from mailfleet.engine.inbox import InboxSettings, InboxSync
 from mailfleet.engine.runtime import Engine
+from mailfleet.limits import FleetPolicy, RampPolicy
 from mailfleet.sandbox import INBOX, Sandbox
 from mailfleet.store import (
     Campaign,
@@ -170,7 +171,14 @@ async def build(
         await session.flush()
         ids = (ws.id, campaign.id, mailbox.id)
     engine = Engine(
-        db, clock, box, public_url="https://mf.example", unsubscribe_key=b"k" * 32, seed=1
+        db,
+        clock,
+        box,
+        public_url="https://mf.example",
+        unsubscribe_key=b"k" * 32,
+        seed=1,
+        # The mailbox's daily cap of 100 is above the 15-25 band: let it count, explicitly.
+        fleet=FleetPolicy(ramp=RampPolicy(steady_max=100)),
     )
     inbox = InboxSync(
         db,

@@ -37,7 +37,16 @@ def test_operator_cap_only_lowers_the_ramp() -> None:
         cold_cap_for_day(policy(ramp_start=date(2026, 3, 1), daily_cap=30), date(2026, 3, 1)) == 5
     )
     assert cold_cap_for_day(policy(ramp_start=date(2026, 3, 1), daily_cap=3), date(2026, 3, 5)) == 3
-    assert cold_cap_for_day(policy(daily_cap=40), date(2026, 3, 5)) == 40
+    assert cold_cap_for_day(policy(daily_cap=20), date(2026, 3, 5)) == 20
+
+
+def test_operator_cap_above_the_band_is_bounded_unless_the_ramp_is_overridden() -> None:
+    # 40 a day is above the 15-25 practice band: the band's top wins...
+    assert cold_cap_for_day(policy(daily_cap=40), date(2026, 3, 5)) == 25
+    # ...unless the operator raises the band itself, explicitly.
+    wide = RampPolicy(steady_max=50)
+    assert cold_cap_for_day(policy(daily_cap=40, ramp=wide), date(2026, 3, 5)) == 40
+    assert cold_cap_for_day(policy(daily_cap=-3), date(2026, 3, 5)) == 0
 
 
 def test_daily_cap_refuses_until_local_midnight() -> None:
@@ -114,6 +123,7 @@ def test_admitted_send_never_exceeds_any_limit(
         next_local_midnight=MIDNIGHT,
     )
     if verdict.ok:
-        assert cold + 1 <= cap and minute + 1 <= 30 and recipients + 1 <= 10_000
+        assert cold + 1 <= min(cap, RampPolicy().steady_max)
+        assert minute + 1 <= 30 and recipients + 1 <= 10_000
     else:
         assert verdict.reason

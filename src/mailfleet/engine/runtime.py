@@ -17,6 +17,18 @@ every planned send walks the durable state machine of
 After a crash, :meth:`Engine.recover` reconciles what was left in flight by
 looking each Message-ID up in the mailbox's Sent folder over IMAP
 (:mod:`mailfleet.engine.reconcile`): nothing is resent blindly.
+
+Between ticks the engine (through :class:`~mailfleet.engine.cadence.Cadence`) keeps
+the mailboxes (:class:`~mailfleet.engine.snapshot.FleetCache`,
+re-loaded when a mailbox row changes) and what they sent
+(:class:`~mailfleet.engine.ledger.UsageLedger`: every claim is recorded as it is made,
+sends other processes wrote are read by id each tick, and the whole ledger is re-loaded
+from the store every ``resync`` of clock time and after :meth:`Engine.recover`). A mailbox
+the planner refused on its own account is left out of the ticks until the instant it
+may send again, so a tick costs about the mailboxes that can send, not the fleet.
+Another part of the process that sends through the same mailboxes (warmup) tells the
+engine with :meth:`Engine.note_send` and reads the limits' view with
+:meth:`Engine.mailbox_usage`.
 """
 
 from __future__ import annotations
@@ -24,9 +36,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -34,12 +46,14 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailfleet.clock import Clock
+from mailfleet.engine.cadence import RESYNC, Cadence
 from mailfleet.engine.compose import Composer
 from mailfleet.engine.credentials import (
     CredentialCache,
     CredentialError,
     DatabaseCredentialStore,
 )
+from mailfleet.engine.ledger import LedgerSend, UsageLedger
 from mailfleet.engine.reaction import classify, react
 from mailfleet.engine.reconcile import (
     ImapSentLookup,
@@ -47,14 +61,15 @@ from mailfleet.engine.reconcile import (
     SentFolderLookup,
     reconcile_sends,
 )
-from mailfleet.engine.refusal import apply_refusal, resume_expired
+from mailfleet.engine.refusal import apply_refusal
 from mailfleet.engine.sequence import advance
-from mailfleet.engine.snapshot import campaign_state, mailbox_policy, mailbox_states
+from mailfleet.engine.snapshot import FleetCache, mailbox_policy
 from mailfleet.limits import (
     FleetPolicy,
     recipient_domain,
 )
 from mailfleet.planner import (
+    HELD,
     DueEnrollment,
     PlannedSend,
     plan_sends,
@@ -74,11 +89,17 @@ from mailfleet.store import (
     Suppression,
 )
 from mailfleet.store import repository as repo
+from mailfleet.store.repository import COUNTED
 from mailfleet.transport.oauth import TokenError
 from mailfleet.transport.secrets import SecretBox
 from mailfleet.transport.smtp import Delivery, SmtpPool, SubmitResult
 
 __all__ = ["Engine", "TickReport", "mailbox_policy"]
+
+FIRST_STEPS_PER_READY = 3
+"""Due rows read per mailbox ready to send (the batch is at most ``batch``)."""
+READY_FILTER_MAX = 2000
+"""Above this many ready mailboxes, due follow-ups are read for all and filtered here."""
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +129,13 @@ class _Claim:
     raw: bytes
 
 
-class Engine:
-    """Runs campaigns on a clock against a store and the mailboxes' servers."""
+class Engine(Cadence):
+    """Runs campaigns on a clock against a store and the mailboxes' servers.
+
+    ``batch`` caps the due rows read a tick (default: :data:`FIRST_STEPS_PER_READY` per
+    mailbox ready to send, plus a few follow-ups per ready thread mailbox); ``resync`` is
+    the clock time between two full re-loads of the usage ledger.
+    """
 
     def __init__(
         self,
@@ -120,12 +146,13 @@ class Engine:
         public_url: str,
         unsubscribe_key: bytes,
         http: httpx.AsyncClient | None = None,
-        batch: int = 2000,
+        batch: int | None = None,
         concurrency: int = 32,
         idle_wake: timedelta = timedelta(minutes=15),
         seed: int | None = None,
         fleet: FleetPolicy | None = None,
         sent_lookup: SentFolderLookup | None = None,
+        resync: timedelta = RESYNC,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -140,8 +167,25 @@ class Engine:
         self._semaphore = asyncio.Semaphore(concurrency)
         self._idle_wake = idle_wake
         self._random = random.Random(seed)
-        self.fleet = fleet or FleetPolicy()
+        self._fleet = fleet or FleetPolicy()
         self.sent_lookup: SentFolderLookup = sent_lookup or ImapSentLookup(self.credentials)
+        self.ledger = UsageLedger()
+        self.mailboxes = FleetCache(self._fleet)
+        self._resync = resync
+        self._high_water = 0  # the highest send id the ledger has read from the store
+        self._ready: dict[int, datetime] = {}  # mailbox id -> not before (planner's answer)
+        self._future: tuple[datetime | None, datetime] = (None, datetime.min.replace(tzinfo=UTC))
+
+    @property
+    def fleet(self) -> FleetPolicy:
+        """The caps the installation sets for its fleet."""
+        return self._fleet
+
+    @fleet.setter
+    def fleet(self, policy: FleetPolicy) -> None:
+        self._fleet = policy
+        self.mailboxes = FleetCache(policy)  # policies are derived from it: derive again
+        self._ready.clear()
 
     async def close(self) -> None:
         """Close every SMTP session and the HTTP client the engine made."""
@@ -161,9 +205,27 @@ class Engine:
 
     async def reconcile(self, *, include_unknown: bool = True) -> ReconcileReport:
         """:meth:`recover` with the full report (found, released, unknown, errors)."""
-        return await reconcile_sends(
+        report = await reconcile_sends(
             self.db, self.clock, self.sent_lookup, include_unknown=include_unknown
         )
+        self.ledger.loaded_at = None  # statuses changed under it: re-load at the next tick
+        self._future = (None, datetime.min.replace(tzinfo=UTC))  # and steps may be due again
+        return report
+
+    # -- usage shared with the rest of the process ----------------------------------------------
+
+    def next_wake(self, report: TickReport) -> datetime:
+        """When the engine wants its next tick after ``report``.
+
+        At the instant the tick asked for (a mailbox ready, a hold ending, a step
+        falling due), never later than ``idle_wake`` after it (new work may arrive), and
+        at least a second after a tick that planned nothing.
+        """
+        now = report.at
+        wake = report.wake_at or now + self._idle_wake
+        if report.planned == 0:
+            wake = max(wake, now + timedelta(seconds=1))
+        return min(wake, now + self._idle_wake)
 
     async def run_until(
         self, end: datetime, progress: Callable[[TickReport], None] | None = None
@@ -176,10 +238,7 @@ class Engine:
             if progress is not None:
                 progress(report)
             now = self.clock.now()
-            wake = report.wake_at or (now + self._idle_wake)
-            if report.planned == 0:
-                wake = max(wake, now + timedelta(seconds=1))
-            wake = min(wake, now + self._idle_wake, end)
+            wake = min(self.next_wake(report), end)
             if wake > now:
                 await self.pool.close_idle()
                 await self.clock.sleep((wake - now).total_seconds())
@@ -193,49 +252,82 @@ class Engine:
             campaigns = await repo.active_campaigns(session)
             if not campaigns:
                 return report
-            campaign_ids = [c.id for c in campaigns]
             workspace_ids = {c.workspace_id for c in campaigns}
-            mailboxes = (
-                await session.scalars(
-                    select(Mailbox).where(Mailbox.workspace_id.in_(workspace_ids))
+            for mailbox_id in await self._resume_expired(session, workspace_ids, now):
+                self._ready.pop(mailbox_id, None)  # changed: its old answer may not hold
+            await self._sync_usage(session, now)
+            fleet = self.mailboxes
+            ready = self._ready_mailboxes(now)
+            holds = [until for until in fleet.holds if until > now]
+            steps = max(len(c.steps) for c in campaigns)
+            campaign_ids = [c.id for c in campaigns]
+            shut = self._all_windows_shut(campaigns, now)
+            if shut is not None or not ready:
+                # Nothing can go out: wake when a window opens, a mailbox is ready, a hold ends.
+                later = [t for t in self._ready.values() if now < t < HELD]
+                report.wake_at = min(
+                    (t for t in (shut, *holds, *later) if t is not None), default=None
+                )
+                return report
+            # A mailbox makes at most one send a tick: a few candidates per ready mailbox
+            # leave room for recipient-domain skips, and every extra row costs each tick.
+            limit = min(self._batch or 10**9, max(200, FIRST_STEPS_PER_READY * len(ready)))
+            rows: Sequence[Any] = (
+                await session.execute(
+                    repo.due_enrollments_query(
+                        campaign_ids,
+                        now,
+                        limit,
+                        steps=steps,
+                        mailbox_ids=ready if len(ready) <= READY_FILTER_MAX else None,
+                        flat=True,
+                    )
                 )
             ).all()
-            resume_expired(session, mailboxes, now)
-            rows = (
-                await session.execute(repo.due_enrollments_query(campaign_ids, now, self._batch))
-            ).all()
+            ready_set = set(ready)
             due = [
                 DueEnrollment(
-                    enrollment_id=e.id,
-                    campaign_id=e.campaign_id,
-                    step=e.next_step,
-                    due_at=e.next_due_at or now,
-                    mailbox_id=e.mailbox_id,
-                    lead_timezone=lead.timezone,
-                    recipient_domain=lead.email_domain or recipient_domain(lead.email_normalized),
+                    enrollment_id=eid,
+                    campaign_id=cid,
+                    step=step,
+                    due_at=due_at or now,
+                    mailbox_id=thread,
+                    lead_timezone=zone,
+                    recipient_domain=domain or recipient_domain(address),
                 )
-                for e, lead in rows
+                for eid, cid, step, due_at, thread, zone, domain, address in rows
+                if thread is None or thread in ready_set
             ]
-            states, fleet = await mailbox_states(session, mailboxes, due, now, self.fleet)
-            campaign_states = [await campaign_state(session, c, mailboxes, now) for c in campaigns]
-            future = await repo.next_due_after(session, campaign_ids, now)
-            # A held, slowed or paused mailbox changes the plan when that ends: wake then.
-            for box in mailboxes:
-                for until in (box.paused_until, box.slowed_until):
-                    if until is not None and until > now and (future is None or until < future):
-                        future = until
-        plan = plan_sends(now, campaign_states, states, due, fleet)
+            states, fleet_state = fleet.states(
+                ready, self.ledger, {d.recipient_domain for d in due}, now
+            )
+            campaign_states = [fleet.campaign_state(c, self.ledger, now) for c in campaigns]
+            future = await self._next_due(session, campaign_ids, steps, now)
+        plan = plan_sends(now, campaign_states, states, due, fleet_state)
+        self._ready.update(plan.ready_at)
         report.planned = len(plan.sends)
-        report.wake_at = min((t for t in (plan.wake_at, future) if t is not None), default=None)
+        boxes = fleet.by_id
+        candidates = [plan.wake_at, future, *holds]
+        for item in plan.sends:
+            # The plan says when the mailbox is free again at the earliest (gap, cap, pace).
+            free = plan.ready_at.get(item.mailbox_id)
+            if free is None:
+                free = now + fleet.policy(boxes[item.mailbox_id], now).min_gap
+            self._ready[item.mailbox_id] = free
+            candidates.append(free)
+        candidates.extend(t for t in self._ready.values() if now < t < HELD)
+        report.wake_at = min((t for t in candidates if t is not None), default=None)
         if not plan.sends:
             return report
         by_id = {c.id: c for c in campaigns}
-        boxes = {b.id: b for b in mailboxes}
         claims = await self._claim(plan.sends, by_id, boxes, now, report)
         results = await asyncio.gather(*(self._deliver(c) for c in claims))
         submitted = [(c, r) for c, r in zip(claims, results, strict=True) if r is not None]
         report.stopped += len(claims) - len(submitted)
         await self._record(submitted, by_id, report)
+        if report.deferred or report.failed or report.stopped:
+            # A refusal moved a retry, a hold or a mailbox's usage: plan again at once.
+            report.wake_at = now
         return report
 
     async def _claim(
@@ -301,6 +393,18 @@ class Engine:
                 await session.flush()
                 claims.append(
                     _Claim(send.id, item, mailbox, mailbox.address, lead.email, composed.raw)
+                )
+                self.ledger.record(
+                    LedgerSend(
+                        mailbox.id,
+                        now,
+                        SendKind.COLD,
+                        1,
+                        send.id,
+                        campaign.id,
+                        campaign.workspace_id,
+                        send.recipient_domain or "",
+                    )
                 )
         return claims
 
@@ -385,6 +489,7 @@ class Engine:
             )
             if result.rowcount == 1:
                 return True
+            self.ledger.forget(claim.send_id)
             send = await session.get(Send, claim.send_id)
             enrollment = await session.get(Enrollment, claim.planned.enrollment_id)
             if send is not None and send.status == SendStatus.CLAIMED:
@@ -500,4 +605,10 @@ class Engine:
                     report.errors.append(
                         f"{mailbox.address} -> {send.to_address}: {reaction.message}"
                     )
+                self._due_moved(enrollment.next_due_at)
+                if send.status == SendStatus.SENT:
+                    self.ledger.accept(send.id)
+                elif send.status not in COUNTED:
+                    self.ledger.forget(send.id)
+                    self._ready.pop(mailbox.id, None)  # its usage fell: look again
         return None

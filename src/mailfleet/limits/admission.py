@@ -106,7 +106,10 @@ def cold_cap_for_day(policy: MailboxPolicy, day: date) -> int:
 
     During the ramp the cap climbs from ``ramp_min`` to ``ramp_max``; after it,
     each day gets a value in the steady band (stable per mailbox and day, so the
-    volume does not look machine-made). An operator's ``daily_cap`` only lowers it.
+    volume does not look machine-made). An operator's ``daily_cap`` replaces the
+    drawn value but stays bounded by the practice: never above ``ramp_max`` during
+    the ramp nor above ``steady_max`` after it. A cap above the band is an explicit
+    override only through the ramp policy itself (raise ``RampPolicy.steady_max``).
     """
     ramp = policy.ramp
     if policy.ramp_start is not None and day < policy.ramp_start:
@@ -117,7 +120,7 @@ def cold_cap_for_day(policy: MailboxPolicy, day: date) -> int:
         cap = ramp.ramp_min + round(span * (age - 1) / max(1, ramp.ramp_days - 1))
         return min(cap, policy.daily_cap) if policy.daily_cap is not None else cap
     if policy.daily_cap is not None:
-        return policy.daily_cap
+        return max(0, min(policy.daily_cap, ramp.steady_max))
     band = ramp.steady_max - ramp.steady_min
     return ramp.steady_min + int(stable_fraction(policy.mailbox_id, day) * (band + 1))
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from mailfleet.limits.admission import DEFAULT_RECIPIENT_DOMAIN_DAILY
+from mailfleet.limits.admission import DEFAULT_RECIPIENT_DOMAIN_DAILY, RampPolicy
 from mailfleet.limits.recipients import FREEMAIL_DOMAINS
 
 DEFAULT_RECIPIENT_DOMAIN_PER_WORKSPACE = 25
@@ -31,7 +31,9 @@ class FleetPolicy:
     """The caps an installation sets for its fleet; ``None`` switches one off.
 
     ``recipient_domain_per_mailbox`` becomes each mailbox's
-    :attr:`~mailfleet.limits.MailboxPolicy.recipient_domain_daily`.
+    :attr:`~mailfleet.limits.MailboxPolicy.recipient_domain_daily`, and ``ramp`` each
+    mailbox's ramp and steady band: raising ``ramp.steady_max`` is the explicit way to
+    let operators' daily caps above the practice band (15-25) count.
     """
 
     recipient_domain_per_mailbox: int | None = DEFAULT_RECIPIENT_DOMAIN_DAILY
@@ -39,6 +41,7 @@ class FleetPolicy:
     recipient_domain_per_workspace: int | None = DEFAULT_RECIPIENT_DOMAIN_PER_WORKSPACE
     exempt_domains: frozenset[str] = FREEMAIL_DOMAINS
     tenant_recipients_per_day: int | None = None  # None: from the tenant's mailbox count
+    ramp: RampPolicy = field(default_factory=RampPolicy)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
 """The planner: pure decisions about which lead gets which step from which mailbox, when."""
 
 from mailfleet.planner.schedule import (
+    HELD,
     CampaignState,
     DueEnrollment,
     MailboxState,
@@ -11,6 +12,7 @@ from mailfleet.planner.schedule import (
 from mailfleet.planner.window import SendingWindow, add_delay, local_day
 
 __all__ = [
+    "HELD",
     "CampaignState",
     "DueEnrollment",
     "MailboxState",

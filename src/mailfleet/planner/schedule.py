@@ -26,13 +26,18 @@ reason it waits):
 Follow-ups go first and only from their thread's mailbox; first steps go to the
 campaign's mailbox with the most capacity left today. A mailbox makes at most
 one send a tick.
+
+Besides the sends, the plan tells the engine, for each mailbox refused on its own
+account, the earliest instant it may send anything again (:attr:`Plan.ready_at`):
+the engine leaves it out of the ticks before then, which is what keeps a tick cheap
+in a large fleet.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from mailfleet.limits import (
     Admission,
@@ -50,6 +55,9 @@ from mailfleet.limits import (
 from mailfleet.planner.window import SendingWindow, local_day
 
 MAX_REASONS = 3  # per waiting enrollment: enough to explain, cheap with 10,000 mailboxes
+HELD = datetime.max.replace(tzinfo=UTC)
+"""A mailbox's ready instant when no time frees it (inactive, or waiting for warmup): it
+stays out until its configuration or its usage changes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +116,8 @@ class Plan:
     sends: list[PlannedSend] = field(default_factory=list)
     wake_at: datetime | None = None  # earliest instant a refused send may be admitted
     waiting: dict[int, str] = field(default_factory=dict)  # enrollment id -> why not now
+    # mailbox id -> earliest instant it may send anything (:data:`HELD`: not before a change)
+    ready_at: dict[int, datetime] = field(default_factory=dict)
 
     def _wake(self, when: datetime | None) -> None:
         if when is not None and (self.wake_at is None or when < self.wake_at):
@@ -151,8 +161,11 @@ class _Planner:
         self.fleet = fleet
         self.campaigns = {c.campaign_id: c for c in campaigns}
         self.boxes: dict[int, _Box] = {}
+        days: dict[str, tuple[date, datetime]] = {}
         for m in mailboxes:
-            day, midnight = local_day(now, m.timezone)
+            if m.timezone not in days:
+                days[m.timezone] = local_day(now, m.timezone)
+            day, midnight = days[m.timezone]
             self.boxes[m.mailbox_id] = _Box(
                 m, day, midnight - timedelta(days=1), midnight, cold_cap_for_day(m.policy, day)
             )
@@ -161,6 +174,12 @@ class _Planner:
         self.shared_used = {key: cap.used for key, cap in fleet.caps.items()}
         self.domain_sent = dict(fleet.recipient_domains)
         self.order: dict[int, list[_Box]] = {}
+        self.spans: dict[tuple[int, str | None], tuple[datetime, datetime] | None] = {}
+        # How many campaigns may use each mailbox: a pace is a mailbox's own only with one.
+        self.uses: dict[int, int] = {}
+        for c in campaigns:
+            for i in c.mailbox_ids:
+                self.uses[i] = self.uses.get(i, 0) + 1
 
     # -- candidates ------------------------------------------------------------------------
 
@@ -198,11 +217,13 @@ class _Planner:
         if not state.active:
             reasons.append(f"{name} is not active")
             self.closed.add(state.mailbox_id)
+            self.plan.ready_at[state.mailbox_id] = HELD
             return _CLOSE
         verdict = self.admission(box)
         if not verdict.ok:
             reasons.append(f"{name}: {verdict.reason}")
             self.plan._wake(verdict.retry_at)
+            self.plan.ready_at[state.mailbox_id] = verdict.retry_at or HELD
             self.closed.add(state.mailbox_id)
             return _CLOSE
         domain = item.recipient_domain
@@ -230,10 +251,45 @@ class _Planner:
             jitter=stable_fraction(state.mailbox_id, "pace", state.usage.last_send_id),
         )
         if ready > self.now:
-            reasons.append(f"{name} is paced: next cold send at {ready:%H:%M} UTC")
+            # Only the first reasons are shown: skip formatting the rest (a hot path).
+            shown = len(reasons) < MAX_REASONS
+            reasons.append(f"{name} is paced: next cold send at {ready:%H:%M} UTC" if shown else "")
             self.plan._wake(ready)
+            if self.uses.get(state.mailbox_id, 0) == 1 and not self.lead_zoned(item):
+                # Its only campaign's window set this pace: nothing sends from it before.
+                self.plan.ready_at[state.mailbox_id] = ready
             return _DROP
         return _OK
+
+    def lead_zoned(self, item: DueEnrollment) -> bool:
+        campaign = self.campaigns.get(item.campaign_id)
+        return campaign is None or campaign.use_lead_timezone
+
+    def ready_after_send(
+        self, box: _Box, item: DueEnrollment, span: tuple[datetime, datetime]
+    ) -> datetime:
+        """The earliest instant the mailbox may send again once this send is made.
+
+        A lower bound: its minimum gap (the jitter only adds to it), the next local
+        midnight once this send fills its cap, and, when its one campaign set its pace,
+        the pace with the least jitter.
+        """
+        state = box.state
+        ready = self.now + state.policy.min_gap
+        left = box.remaining - 1
+        if left <= 0:
+            return max(ready, box.midnight)
+        if (
+            state.policy.pace
+            and self.uses.get(state.mailbox_id, 0) == 1
+            and not self.lead_zoned(item)
+        ):
+            opens, closes = max(span[0], box.day_start), min(span[1], box.midnight)
+            paced = paced_at(
+                last_cold_at=self.now, remaining=left, opens=opens, closes=closes, jitter=0.0
+            )
+            ready = max(ready, min(paced, closes))
+        return ready
 
     # -- one enrollment ---------------------------------------------------------------------
 
@@ -242,9 +298,14 @@ class _Planner:
     ) -> tuple[str, tuple[datetime, datetime] | None]:
         """Why the campaign itself cannot send ``item`` now ("" if it can), and its open span."""
         tz = item.lead_timezone if campaign.use_lead_timezone else None
-        span = campaign.window.open_span(self.now, tz)
+        key = (campaign.campaign_id, tz)
+        if key in self.spans:
+            span = self.spans[key]
+        else:
+            span = self.spans[key] = campaign.window.open_span(self.now, tz)
+            if span is None:
+                self.plan._wake(campaign.window.next_open(self.now, tz))
         if span is None:
-            self.plan._wake(campaign.window.next_open(self.now, tz))
             return "outside the sending window", None
         cap = campaign.daily_cap
         if cap is not None:
@@ -273,6 +334,10 @@ class _Planner:
         campaign = self.campaigns.get(item.campaign_id)
         if campaign is None:
             return
+        if item.mailbox_id is None and self.order.get(campaign.campaign_id) == []:
+            # Every mailbox of the campaign was refused this tick: no need to look again.
+            self.plan.waiting[item.enrollment_id] = "no mailbox of the campaign can send now"
+            return
         refusal, span = self.campaign_refusal(campaign, item)
         if span is None:
             self.plan.waiting[item.enrollment_id] = refusal
@@ -295,7 +360,7 @@ class _Planner:
                 shown.append(f"{len(reasons) - MAX_REASONS} more mailboxes refused")
             self.plan.waiting[item.enrollment_id] = "; ".join(shown) or "no mailbox can send it"
             return
-        self.take(chosen, campaign, item)
+        self.take(chosen, campaign, item, span)
 
     def first_step_mailbox(
         self,
@@ -325,9 +390,16 @@ class _Planner:
         self.order[campaign.campaign_id] = kept + order[index:]
         return chosen
 
-    def take(self, box: _Box, campaign: CampaignState, item: DueEnrollment) -> None:
+    def take(
+        self,
+        box: _Box,
+        campaign: CampaignState,
+        item: DueEnrollment,
+        span: tuple[datetime, datetime],
+    ) -> None:
         mailbox_id = box.state.mailbox_id
         self.closed.add(mailbox_id)
+        self.plan.ready_at[mailbox_id] = self.ready_after_send(box, item, span)
         self.campaign_sent[campaign.campaign_id] += 1
         for key in box.state.shared:
             if key in self.shared_used:
@@ -352,6 +424,8 @@ def plan_sends(
     Follow-ups go first (finishing a thread beats opening a new one) and only from
     their thread's mailbox; a first step goes to the eligible mailbox with the most
     cold capacity left today, so volume rotates across the fleet by what is left.
+    A mailbox that sends is next free after its gap: the caller knows when (the gap
+    depends on the send), so the plan does not ask to be woken for it.
     """
     planner = _Planner(now, campaigns, mailboxes, fleet or FleetState())
     ordered = sorted(due, key=lambda d: (d.step == 1, d.due_at, d.enrollment_id))
@@ -359,8 +433,4 @@ def plan_sends(
         if len(planner.closed) >= len(planner.boxes):
             break  # every mailbox is busy or refused: nothing else can go out this tick
         planner.place(item)
-    plan = planner.plan
-    if plan.sends:
-        # A mailbox that sent this tick is next free after its gap; ask again then.
-        plan._wake(now)
-    return plan
+    return planner.plan

@@ -1,8 +1,8 @@
 """Run a scenario: the real engine against the sandbox on a virtual clock, then audit.
 
-One driver owns the clock: it ticks the engine when the engine asks to (its
-``run_until`` rule, :func:`next_wake`) and, in between, lets the world act at
-the exact instant it acts — a fault strikes, a prospect's answer is due, an
+One driver owns the clock: it ticks the engine when the engine asks to
+(:meth:`Engine.next_wake`, the rule ``run_until`` follows) and, in between,
+lets the world act at the exact instant it acts — a fault strikes, a prospect's answer is due, an
 inbox sync is due — so every action lands between two ticks and no tick is
 added for it. The sandbox files the answers in the sending mailboxes' INBOX or
 Junk, and the engine's :class:`~mailfleet.engine.inbox.InboxSync` reads the
@@ -46,7 +46,6 @@ from mailfleet.simulation.world import World, build_world
 from mailfleet.store import Database, Send, SendStatus
 from mailfleet.transport.secrets import SecretBox
 
-IDLE_WAKE = timedelta(minutes=15)  # the engine's default longest sleep
 ERRORS_KEPT = 20
 
 
@@ -111,18 +110,6 @@ class Filed:
 
     answer: Answer
     at: datetime
-
-
-def next_wake(report: TickReport, now: datetime, idle: timedelta = IDLE_WAKE) -> datetime:
-    """When the engine wants its next tick: :meth:`Engine.run_until`'s rule, step by step.
-
-    After a tick that planned nothing the engine waits at least a second; it never
-    sleeps longer than ``idle`` (new work may arrive, holds may end).
-    """
-    wake = report.wake_at or now + idle
-    if report.planned == 0:
-        wake = max(wake, now + timedelta(seconds=1))
-    return min(wake, now + idle)
 
 
 class Simulation:
@@ -311,9 +298,6 @@ class Simulation:
             public_url="https://mailfleet.simulation.test",
             unsubscribe_key=self._box.derive("unsubscribe-links"),
             seed=self.scenario.seed,
-            # The planner sends at most one message per mailbox a tick: a few candidates
-            # per mailbox are plenty, and every extra due row is loaded each tick.
-            batch=max(200, 8 * len(self._fleet)),
         )
 
     def _inbox(self, engine: Engine) -> InboxSync:
@@ -336,7 +320,7 @@ class Simulation:
                         engine = await self._restart(engine)
                         inbox = self._inbox(engine)
                         continue
-                    wake = next_wake(report, now)
+                    wake = engine.next_wake(report)
                     if wake > now:
                         await engine.pool.close_idle()
                 target = min(wake, self.end)

@@ -31,6 +31,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    literal_column,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -231,9 +232,15 @@ class Mailbox(Base):
     slowed_until: Mapped[datetime | None]
     # Transient failures in a row; the mailbox's exponential backoff grows with it.
     failure_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Bumped in SQL by every ORM or Core update of the row: the engine keeps mailboxes in
+    # memory and re-loads them when (count, max id, sum of revisions) changes.
+    revision: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0", onupdate=literal_column("revision + 1")
+    )
     created_at: Mapped[datetime]
 
     domain: Mapped[Domain] = relationship(back_populates="mailboxes")
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 - read revision back, never lazily
 
 
 class Campaign(Base):
@@ -320,6 +327,10 @@ class Enrollment(Base):
         UniqueConstraint("campaign_id", "lead_id"),
         Index("ix_enrollment_due", "status", "next_due_at"),
         Index("ix_enrollment_lead", "lead_id"),
+        # The planner's due query: first steps and follow-ups by step, oldest first.
+        Index("ix_enrollment_step_due", "status", "next_step", "next_due_at"),
+        # A thread mailbox's due follow-ups (the engine asks only for mailboxes ready to send).
+        Index("ix_enrollment_mailbox_due", "mailbox_id", "status", "next_due_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -346,6 +357,8 @@ class Send(Base):
         Index("ix_send_mailbox_time", "mailbox_id", "claimed_at"),
         Index("ix_send_status", "status"),
         Index("ix_send_recipient_domain", "recipient_domain", "claimed_at"),
+        # The usage ledger's re-sync reads every send of the last day or so.
+        Index("ix_send_claimed_at", "claimed_at"),
         # A step is sent to an enrollment at most once (exactly-once, in SQL).
         UniqueConstraint("enrollment_id", "step_position", name="uq_send_enrollment_step"),
     )

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
 
-from sqlalchemy import Select, and_, case, func, select, union_all
+from sqlalchemy import Select, String, and_, case, func, select, type_coerce, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Bundle
 
@@ -54,6 +54,61 @@ class UsageCounts:
     last_cold_at: datetime | None = None
     cold_24h: int = 0
     oldest_cold_24h: datetime | None = None
+
+
+class CountedSend(NamedTuple):
+    """A send that counts against its mailbox's limits, as the usage ledger loads it."""
+
+    id: int
+    mailbox_id: int
+    claimed_at: datetime
+    kind: str
+    recipients: int
+    campaign_id: int | None
+    workspace_id: int
+    recipient_domain: str | None
+    status: str
+
+
+async def counted_sends_since(session: AsyncSession, since: datetime) -> list[CountedSend]:
+    """Every send claimed at or after ``since`` whose status counts (:data:`COUNTED`).
+
+    ``claimed_at`` is read as the driver returns it and parsed here: the column type's
+    per-row conversion would cost more than the query for a fleet's day of sends.
+    """
+    rows = await session.execute(
+        select(
+            Send.id,
+            Send.mailbox_id,
+            type_coerce(Send.claimed_at, String),
+            Send.kind,
+            Send.recipients,
+            Send.campaign_id,
+            Send.workspace_id,
+            Send.recipient_domain,
+            Send.status,
+        )
+        .where(Send.claimed_at >= since, Send.status.in_(COUNTED))
+        .order_by(Send.claimed_at)
+    )
+    return [
+        CountedSend(r[0], r[1], _aware(r[2]) or since, r[3], r[4] or 1, r[5], r[6], r[7], r[8])
+        for r in rows.all()
+    ]
+
+
+async def mailbox_fingerprint(
+    session: AsyncSession, workspace_ids: Iterable[int]
+) -> tuple[int, int, int]:
+    """(count, max id, sum of revisions) of the workspaces' mailboxes: changes on any write."""
+    row = (
+        await session.execute(
+            select(
+                func.count(), func.coalesce(func.max(Mailbox.id), 0), func.sum(Mailbox.revision)
+            ).where(Mailbox.workspace_id.in_(list(workspace_ids)))
+        )
+    ).one()
+    return int(row[0]), int(row[1]), int(row[2] or 0)
 
 
 async def workspace_by_slug(session: AsyncSession, slug: str) -> Workspace | None:
@@ -224,10 +279,8 @@ async def recipient_domains_24h(
     return out
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    # Aggregates bypass the column type on SQLite, so re-attach UTC here.
-    from datetime import UTC
-
+def _aware(value: datetime | str | None) -> datetime | None:
+    # Aggregates (and raw reads) bypass the column type on SQLite, so re-attach UTC here.
     if value is None:
         return None
     if isinstance(value, str):
@@ -260,7 +313,15 @@ DUE_LEAD: Bundle[Any] = Bundle("lead", Lead.timezone, Lead.email_domain, Lead.em
 
 
 def due_enrollments_query(
-    campaign_ids: Iterable[int], now: datetime, limit: int, *, per_mailbox: int = 10
+    campaign_ids: Iterable[int],
+    now: datetime,
+    limit: int,
+    *,
+    per_mailbox: int = 10,
+    steps: int = 3,
+    mailbox_ids: Sequence[int] | None = None,
+    first_steps: bool = True,
+    flat: bool = False,
 ) -> Select[Any, Any]:
     """Active enrollments whose next step is due, with the lead fields planning reads.
 
@@ -269,8 +330,13 @@ def due_enrollments_query(
     each oldest first, ``limit`` in all. Without the split, a backlog of first
     steps due earlier would keep every follow-up out of the batch; without the
     per-mailbox bound, one mailbox's backlog would crowd the others out.
+    ``steps`` is the longest sequence among the campaigns: follow-ups are asked for
+    as ``next_step IN (2..steps)`` so ``ix_enrollment_step_due`` serves the range on
+    ``next_due_at``. ``mailbox_ids`` restricts follow-ups to those threads' mailboxes
+    (the ones ready to send); ``first_steps=False`` leaves first steps out.
     Rows are ``(enrollment, lead)`` bundles of plain columns, not ORM objects:
-    thousands of entities per tick cost more than the rest of the tick.
+    thousands of entities per tick cost more than the rest of the tick. With ``flat``
+    they are plain tuples (the bundles' columns in order), cheaper still to read.
     """
     ids = list(campaign_ids)
     due = (
@@ -279,6 +345,9 @@ def due_enrollments_query(
         Enrollment.next_due_at.is_not(None),
         Enrollment.next_due_at <= now,
     )
+    follow_up = [*due, Enrollment.next_step.in_(list(range(2, max(2, steps) + 1)))]
+    if mailbox_ids is not None:
+        follow_up.append(Enrollment.mailbox_id.in_(list(mailbox_ids)))
     ranked = (
         select(
             Enrollment.id.label("id"),
@@ -289,19 +358,23 @@ def due_enrollments_query(
             )
             .label("place"),
         )
-        .where(*due, Enrollment.next_step > 1)
+        .where(*follow_up)
         .subquery()
     )
-    first = (
-        select(Enrollment.id)
-        .where(*due, Enrollment.next_step == 1)
-        .order_by(Enrollment.next_due_at, Enrollment.id)
-        .limit(limit)
-        .subquery()
-    )
-    chosen = union_all(select(ranked.c.id).where(ranked.c.place <= per_mailbox), select(first.c.id))
+    parts: list[Select[Any]] = [select(ranked.c.id).where(ranked.c.place <= per_mailbox)]
+    if first_steps:
+        first = (
+            select(Enrollment.id)
+            .where(*due, Enrollment.next_step == 1)
+            .order_by(Enrollment.next_due_at, Enrollment.id)
+            .limit(limit)
+            .subquery()
+        )
+        parts.append(select(first.c.id))
+    chosen = union_all(*parts)
+    columns = (*DUE_ENROLLMENT.exprs, *DUE_LEAD.exprs) if flat else (DUE_ENROLLMENT, DUE_LEAD)
     return (
-        select(DUE_ENROLLMENT, DUE_LEAD)
+        select(*columns)
         .join(Lead, Lead.id == Enrollment.lead_id)
         .where(Enrollment.id.in_(chosen))
         .order_by(
@@ -325,6 +398,47 @@ async def next_due_after(
         )
     )
     return _aware(value)
+
+
+async def next_first_step_due(
+    session: AsyncSession, campaign_ids: Iterable[int], now: datetime
+) -> datetime | None:
+    """The earliest future due time of a first step (served by ``ix_enrollment_step_due``)."""
+    value = await session.scalar(
+        select(func.min(Enrollment.next_due_at)).where(
+            Enrollment.campaign_id.in_(list(campaign_ids)),
+            Enrollment.status == EnrollmentStatus.ACTIVE,
+            Enrollment.next_step == 1,
+            Enrollment.next_due_at > now,
+        )
+    )
+    return _aware(value)
+
+
+async def next_follow_ups(
+    session: AsyncSession, campaign_ids: Iterable[int], now: datetime, steps: int, limit: int
+) -> list[tuple[datetime, int | None]]:
+    """The next ``limit`` follow-ups to fall due after ``now``: (due time, thread mailbox).
+
+    One ordered, limited index scan per step (an ``IN`` over steps would sort them all).
+    """
+    ids = list(campaign_ids)
+    found: list[tuple[datetime, int | None]] = []
+    for step in range(2, max(2, steps) + 1):
+        rows = await session.execute(
+            select(Enrollment.next_due_at, Enrollment.mailbox_id)
+            .where(
+                Enrollment.campaign_id.in_(ids),
+                Enrollment.status == EnrollmentStatus.ACTIVE,
+                Enrollment.next_step == step,
+                Enrollment.next_due_at > now,
+            )
+            .order_by(Enrollment.next_due_at)
+            .limit(limit)
+        )
+        found.extend((_aware(due) or now, mailbox_id) for due, mailbox_id in rows.all())
+    found.sort(key=lambda f: f[0])
+    return found[:limit]
 
 
 async def campaign_cold_today(session: AsyncSession, campaign_id: int, day_start: datetime) -> int:
