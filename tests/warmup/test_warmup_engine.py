@@ -66,3 +66,42 @@ async def test_cold_waits_for_warmup_and_warmup_is_raised_so_the_day_keeps_two_t
     finally:
         await engine.close()
         await world.close()
+
+
+async def test_the_engine_runs_warmup_itself_and_wakes_for_it(
+    tmp_path: Path, clock: VirtualClock, sandbox: Sandbox
+) -> None:
+    """``Engine(warmup=...)``: one tick makes warmup then cold sends; next_wake covers both."""
+    world = await build(tmp_path, clock, sandbox, leads=40, daily_cap=6)
+    engine = Engine(
+        world.db,
+        clock,
+        world.box,
+        public_url="https://mf.example",
+        unsubscribe_key=b"k" * 32,
+        warmup=world.sender.config,
+    )
+    try:
+        end = clock.now() + timedelta(hours=23)
+        ticks = warmed = 0
+        while clock.now() < end:
+            report = await engine.tick()
+            assert not report.errors, report.errors
+            ticks += 1
+            warmed += report.warmup_sent
+            await world.receiver.run_once()
+            wake = min(engine.next_wake(report), clock.now() + timedelta(minutes=20))
+            clock.advance_to(max(wake, clock.now() + timedelta(seconds=1)))
+        marker = world.sender.config.marker
+        for address in world.ids:
+            kinds: Counter[str] = Counter()
+            for stored in sandbox.store.messages(address, SENT_ITEMS):
+                parsed = email.message_from_bytes(stored.raw, policy=email.policy.compat32)
+                kinds["warmup" if marker.find(parsed) else "cold"] += 1
+            assert kinds["cold"] == 6, (address, kinds)
+            assert kinds["warmup"] >= 2 * kinds["cold"], (address, kinds)
+        assert warmed >= 12 * len(world.ids)
+        assert ticks < 2000, ticks  # woken for work, not polled every second
+    finally:
+        await engine.close()
+        await world.close()

@@ -24,6 +24,7 @@ from mailfleet.limits import MailboxUsage
 from mailfleet.planner import SendingWindow, local_day
 from mailfleet.store import Campaign, Database, Mailbox, Send, SendKind, SendStatus
 from mailfleet.store import repository as repo
+from mailfleet.store import warmup as warmup_store
 from mailfleet.store.repository import COUNTED
 
 RESYNC = timedelta(hours=1)
@@ -117,6 +118,7 @@ class Cadence:
         """Load the mailboxes if they changed, end the holds whose time has come; return
         the ids of the mailboxes that changed."""
         changed = await self.mailboxes.refresh(session, workspace_ids)
+        changed |= self.mailboxes.set_cap_factors(await warmup_store.reduced_cold_caps(session))
         expired = [mailbox_id for mailbox_id, until in self.mailboxes.expiring if until <= now]
         if not expired:
             return changed

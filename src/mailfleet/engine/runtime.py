@@ -64,6 +64,7 @@ from mailfleet.engine.reconcile import (
 from mailfleet.engine.refusal import apply_refusal
 from mailfleet.engine.sequence import advance
 from mailfleet.engine.snapshot import FleetCache, mailbox_policy
+from mailfleet.engine.warmup import WarmupSender
 from mailfleet.limits import (
     FleetPolicy,
     recipient_domain,
@@ -93,6 +94,7 @@ from mailfleet.store.repository import COUNTED
 from mailfleet.transport.oauth import TokenError
 from mailfleet.transport.secrets import SecretBox
 from mailfleet.transport.smtp import Delivery, SmtpPool, SubmitResult
+from mailfleet.warmup import WarmupConfig
 
 __all__ = ["Engine", "TickReport", "mailbox_policy"]
 
@@ -115,6 +117,7 @@ class TickReport:
     failed: int = 0
     unknown: int = 0
     stopped: int = 0
+    warmup_sent: int = 0
     wake_at: datetime | None = None
     errors: list[str] = field(default_factory=list)
 
@@ -153,6 +156,7 @@ class Engine(Cadence):
         fleet: FleetPolicy | None = None,
         sent_lookup: SentFolderLookup | None = None,
         resync: timedelta = RESYNC,
+        warmup: WarmupConfig | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -175,6 +179,11 @@ class Engine(Cadence):
         self._high_water = 0  # the highest send id the ledger has read from the store
         self._ready: dict[int, datetime] = {}  # mailbox id -> not before (planner's answer)
         self._future: tuple[datetime | None, datetime] = (None, datetime.min.replace(tzinfo=UTC))
+        self.warmup: WarmupSender | None = None
+        if warmup is not None:
+            self.warmup = WarmupSender(
+                db, clock, self.credentials, self.pool, config=warmup, fleet=self._fleet
+            )
 
     @property
     def fleet(self) -> FleetPolicy:
@@ -184,6 +193,8 @@ class Engine(Cadence):
     @fleet.setter
     def fleet(self, policy: FleetPolicy) -> None:
         self._fleet = policy
+        if self.warmup is not None:
+            self.warmup.fleet = policy
         self.mailboxes = FleetCache(policy)  # policies are derived from it: derive again
         self._ready.clear()
 
@@ -245,8 +256,25 @@ class Engine(Cadence):
         return reports
 
     async def tick(self) -> TickReport:
-        """Plan and make the sends that are due now."""
+        """Make the warmup sends due now (when warmup runs here), then plan and make cold sends.
+
+        Warmup goes first through the same transport and provider limits; the rows it
+        records are read into the usage ledger before cold sends are admitted, so the
+        2:1 ratio and the per-minute and rolling limits count both kinds.
+        """
         now = self.clock.now()
+        warm = await self.warmup.tick(now) if self.warmup is not None else None
+        report = await self._tick_cold(now)
+        if warm is not None and self.warmup is not None:
+            report.warmup_sent = len(warm.sent)
+            report.errors.extend(warm.errors)
+            due = self.warmup.next_due(now)
+            if due is not None and (report.wake_at is None or due < report.wake_at):
+                report.wake_at = due
+        return report
+
+    async def _tick_cold(self, now: datetime) -> TickReport:
+        """Plan and make the cold sends that are due at ``now``."""
         report = TickReport(at=now)
         async with self.db.session() as session:
             campaigns = await repo.active_campaigns(session)

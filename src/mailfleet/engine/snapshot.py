@@ -40,6 +40,7 @@ from mailfleet.planner import (
 from mailfleet.providers import get_preset
 from mailfleet.store import Campaign, Domain, Mailbox, MailboxStatus
 from mailfleet.store import repository as repo
+from mailfleet.warmup import capped_policy
 
 Fingerprint = tuple[frozenset[int], tuple[int, int, int]]
 
@@ -223,6 +224,7 @@ class FleetCache:
         self.holds: list[datetime] = []  # pauses and slowdowns that end at an instant
         self.expiring: list[tuple[int, datetime]] = []  # (mailbox id, when its hold ends)
         self._policies: dict[int, MailboxPolicy] = {}
+        self.cap_factors: dict[int, float] = {}  # warmup's cold-cap cuts (absent: 1.0)
         self._selections: dict[tuple[object, ...], frozenset[int]] = {}
         self._by_tag: dict[tuple[int, str], set[int]] = {}  # (workspace, tag) -> mailbox ids
         self._by_address: dict[tuple[int, str], int] = {}
@@ -295,8 +297,25 @@ class FleetCache:
         """The mailbox's policy (cached: a slowdown's end re-loads the mailboxes)."""
         policy = self._policies.get(box.id)
         if policy is None:
-            policy = self._policies[box.id] = mailbox_policy(box, now, self.fleet)
+            policy = mailbox_policy(box, now, self.fleet)
+            factor = self.cap_factors.get(box.id, 1.0)
+            if factor < 1.0:  # bad inbox placement measured by the warmup peers
+                policy = capped_policy(policy, factor, local_day(now, box.timezone)[0])
+            self._policies[box.id] = policy
         return policy
+
+    def set_cap_factors(self, factors: dict[int, float]) -> set[int]:
+        """Adopt warmup's cold-cap factors; return the mailboxes whose factor changed."""
+        changed = {
+            i
+            for i in set(factors) | set(self.cap_factors)
+            if factors.get(i, 1.0) != self.cap_factors.get(i, 1.0)
+        }
+        if changed:
+            self.cap_factors = dict(factors)
+            for mailbox_id in changed:
+                self._policies.pop(mailbox_id, None)
+        return changed
 
     def states(
         self,

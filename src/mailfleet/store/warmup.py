@@ -28,6 +28,16 @@ CHUNK = 500
 BOUNCED = (SendStatus.FAILED,)
 
 
+async def reduced_cold_caps(session: AsyncSession) -> dict[int, float]:
+    """The mailboxes whose cold cap warmup has cut (factor below 1), with their factor."""
+    rows = await session.execute(
+        select(WarmupSettings.mailbox_id, WarmupSettings.cold_cap_factor).where(
+            WarmupSettings.cold_cap_factor < 1.0
+        )
+    )
+    return {int(mailbox_id): float(factor) for mailbox_id, factor in rows.all()}
+
+
 async def cold_cap_factors(session: AsyncSession, mailbox_ids: Iterable[int]) -> dict[int, float]:
     """Each mailbox's current cold-cap factor (1.0 when warmup never cut it)."""
     ids = list(mailbox_ids)
