@@ -32,8 +32,18 @@ from mailfleet.simulation.audit import Audit, AuditRules, SenderRule, WindowRule
 from mailfleet.simulation.records import Bounced
 from mailfleet.simulation.scenario import Scenario, ServerBusyFault
 from mailfleet.simulation.world import World
-from mailfleet.store import Database, Enrollment, EnrollmentStatus, Mailbox, Send, SendStatus
+from mailfleet.store import (
+    Database,
+    Enrollment,
+    EnrollmentStatus,
+    Event,
+    Mailbox,
+    Send,
+    SendStatus,
+)
+from mailfleet.store import warmup as warmup_store
 from mailfleet.store.inbox_queries import inbound_counts
+from mailfleet.warmup import placement_stats
 
 if TYPE_CHECKING:
     from mailfleet.simulation.runner import Filed, Simulation
@@ -172,9 +182,65 @@ async def build_report(
             **engine_side.pop("exactly_once"),
         },
         "engine": engine_side,
+        "gate": {
+            "would_refuse": any(f["level"] == "error" for f in sim.gate),
+            "forced": True,  # the world's campaign runs regardless, as --force would
+            "findings": sim.gate,
+        },
+        "health": {
+            "paused": sim.health_pauses,
+            "every_minutes": scenario.health.every_minutes,
+        },
+        "warmup": await _warmup_side(sim, db, world),
+        "world_changes": sim.world_changes,
         "violations": found.violations,
         "violation_details": found.details,
     }
+
+
+async def _warmup_side(sim: Simulation, db: Database, world: World) -> dict[str, Any]:
+    """Per mailbox: warmup sent, inbox placement the peers saw (7 and 28 days), the cold cap."""
+    if sim.warmup_config is None:
+        return {"enabled": False}
+    now = sim.clock.now()
+    ids = dict(world.mailbox_ids)
+    async with db.session() as session:
+        seen = await warmup_store.observations(session, ids.values(), now - timedelta(days=28))
+        factors = await warmup_store.cold_cap_factors(session, ids.values())
+        changes = (
+            await session.execute(
+                select(Event.mailbox_id, Event.at, Event.message)
+                .where(Event.kind == "warmup.cold_cap")
+                .order_by(Event.at, Event.id)
+            )
+        ).all()
+    by_id = {v: k for k, v in ids.items()}
+    mailboxes: dict[str, Any] = {}
+    for address, mailbox_id in sorted(ids.items()):
+        week = placement_stats(seen.get(mailbox_id, []), now, timedelta(days=7))
+        month = placement_stats(seen.get(mailbox_id, []), now, timedelta(days=28))
+        mailboxes[address] = {
+            "sent_28d": month.sent,
+            "inbox_share_7d": _share(week.inbox_share),
+            "inbox_share_28d": _share(month.inbox_share),
+            "junk_share_7d": _share(week.junk_share),
+            "junk_share_28d": _share(month.junk_share),
+            "reply_rate_28d": _share(month.reply_rate),
+            "cold_cap_factor": factors.get(mailbox_id, 1.0),
+        }
+    return {
+        "enabled": True,
+        "mailboxes": mailboxes,
+        "cold_cap_changes": [
+            {"mailbox": by_id.get(int(mid or 0), ""), "at": at.isoformat(), "reason": message}
+            for mid, at, message in changes
+        ],
+        "receiver_errors": sim.receiver_errors,
+    }
+
+
+def _share(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 def _totals(

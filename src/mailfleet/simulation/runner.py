@@ -32,19 +32,34 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from mailfleet.campaigns import CampaignSpec
 from mailfleet.clock import VirtualClock
+from mailfleet.deliverability.dns_checks import ResolverDomainChecker
+from mailfleet.engine.health import apply_health
 from mailfleet.engine.inbox import InboxSync, SyncReport
 from mailfleet.engine.runtime import Engine, TickReport
+from mailfleet.engine.warmup_receiver import WarmupReceiver
+from mailfleet.readiness import assess
 from mailfleet.sandbox import INBOX, JUNK, Answer, AnswerShares, Sandbox, Submission, start_sandbox
 from mailfleet.simulation import population
 from mailfleet.simulation.faults import Burst, WorldBehaviour
 from mailfleet.simulation.records import SubmissionLog
-from mailfleet.simulation.scenario import CrashFault, Scenario, ServerBusyFault, TokenRevokedFault
+from mailfleet.simulation.scenario import (
+    BadListFault,
+    CrashFault,
+    JunkFault,
+    Scenario,
+    ServerBusyFault,
+    TokenRevokedFault,
+)
 from mailfleet.simulation.world import World, build_world
-from mailfleet.store import Database, Send, SendStatus
+from mailfleet.store import Campaign, Database, Send, SendStatus
+from mailfleet.store.launch import gate_facts
+from mailfleet.transport.dns import DnsResolver
 from mailfleet.transport.secrets import SecretBox
+from mailfleet.warmup import WarmupConfig
 
 ERRORS_KEPT = 20
 
@@ -147,6 +162,14 @@ class Simulation:
         self._db: Database | None = None
         self._sandbox: Sandbox | None = None
         self._world: World | None = None
+        self.warmup_config = (
+            WarmupConfig(seed=scenario.seed) if scenario.fleet.warmup_enabled else None
+        )
+        self._receiver: WarmupReceiver | None = None
+        self.gate: list[dict[str, str]] = []  # the pre-launch gate's findings at the start
+        self.health_pauses: list[dict[str, Any]] = []  # mailboxes the health pass paused
+        self.world_changes: list[dict[str, Any]] = []  # junk and bad-list faults as applied
+        self.receiver_errors: list[str] = []
 
     # -- the whole run ------------------------------------------------------------------------
 
@@ -217,6 +240,15 @@ class Simulation:
             elif isinstance(fault, CrashFault):
                 self.crash = CrashRecord(at)
                 self._schedule(at, number, self._arm_crash)
+            elif isinstance(fault, JunkFault):
+                domain = world.sender(fault.mailbox).domain
+                self._schedule(at, number, self._junk(domain, fault.share, at, fault.mailbox))
+                if fault.days is not None:
+                    lifted = at + timedelta(days=fault.days)
+                    self._schedule(lifted, number, self._junk(domain, 0.0, lifted, fault.mailbox))
+            elif isinstance(fault, BadListFault):
+                address = world.sender(fault.mailbox).address
+                self._schedule(at, number, self._bad_list(address, fault.share, at))
         for sender in world.senders:
             behaviour = WorldBehaviour(
                 sender.address,
@@ -231,6 +263,86 @@ class Simulation:
         sandbox.store.add_listener(self._mail_arrived)
         if scenario.inbox.sync_minutes:
             self._next_sync = self.start + timedelta(minutes=scenario.inbox.sync_minutes)
+        # Periodic passes as world events, numbered after the faults so those go first.
+        if scenario.health.every_minutes:
+            every = timedelta(minutes=scenario.health.every_minutes)
+            self._schedule(self.start + every, 10_000, self._health_pass(every))
+        if self.warmup_config is not None:
+            every = timedelta(minutes=scenario.warmup.receive_minutes)
+            self._schedule(self.start + every, 10_001, self._receive_pass(every))
+
+    def _junk(
+        self, domain: str, share: float, at: datetime, mailbox: int | str
+    ) -> Callable[[], Awaitable[None]]:
+        async def file_in_junk() -> None:
+            assert self._sandbox is not None
+            self._sandbox.set_junk_share("*", domain, share)
+            self.world_changes.append(
+                {
+                    "kind": "junk",
+                    "mailbox": mailbox,
+                    "domain": domain,
+                    "share": share,
+                    "at": at.isoformat(),
+                }
+            )
+
+        return file_in_junk
+
+    def _bad_list(self, address: str, share: float, at: datetime) -> Callable[[], Awaitable[None]]:
+        async def bounce() -> None:
+            assert self._sandbox is not None
+            self._sandbox.prospects.set_sender_bounce(address, share)
+            self.world_changes.append(
+                {"kind": "bad_list", "mailbox": address, "share": share, "at": at.isoformat()}
+            )
+
+        return bounce
+
+    def _health_pass(self, every: timedelta) -> Callable[[], Awaitable[None]]:
+        async def health() -> None:
+            assert self._db is not None
+            now = self.clock.now()
+            report = await apply_health(self._db, now)
+            for paused in report.paused:
+                self.health_pauses.append(
+                    {"mailbox": paused.address, "at": now.isoformat(), "reason": paused.reason}
+                )
+            if now + every < self.end:
+                self._schedule(now + every, 10_000, health)
+
+        return health
+
+    def _receive_pass(self, every: timedelta) -> Callable[[], Awaitable[None]]:
+        async def receive() -> None:
+            now = self.clock.now()
+            if self._receiver is not None:
+                found = await self._receiver.run_once()
+                self.receiver_errors.extend(found.errors[: max(0, 20 - len(self.receiver_errors))])
+            if now + every < self.end:
+                self._schedule(now + every, 10_001, receive)
+
+        return receive
+
+    async def _check_gate(self) -> None:
+        """The pre-launch gate as ``campaign start`` runs it, DNS from the sandbox nameserver.
+
+        The world's campaign runs regardless (as ``--force`` would); the report lists why
+        the gate would have refused.
+        """
+        assert self._db is not None and self._world is not None and self._sandbox is not None
+        checker = ResolverDomainChecker(DnsResolver(self._sandbox.dns_address, timeout=5))
+        async with self._db.session() as session:
+            campaign = await session.scalar(
+                select(Campaign)
+                .where(Campaign.id == self._world.campaign_id)
+                .options(selectinload(Campaign.steps))
+            )
+            assert campaign is not None
+            facts = await gate_facts(session, campaign, self.clock.now(), checker)
+        self.gate = [
+            {"level": f.level, "code": f.code, "message": f.message} for f in assess(facts)
+        ]
 
     def _schedule(self, at: datetime, number: int, action: Callable[[], Awaitable[None]]) -> None:
         self._events.append((at, number, action))
@@ -298,7 +410,14 @@ class Simulation:
             public_url="https://mailfleet.simulation.test",
             unsubscribe_key=self._box.derive("unsubscribe-links"),
             seed=self.scenario.seed,
+            warmup=self.warmup_config,
         )
+
+    def _receiver_for(self, engine: Engine) -> WarmupReceiver | None:
+        assert self._db is not None
+        if self.warmup_config is None:
+            return None
+        return WarmupReceiver(self._db, self.clock, engine.credentials, config=self.warmup_config)
 
     def _inbox(self, engine: Engine) -> InboxSync:
         assert self._db is not None
@@ -306,8 +425,10 @@ class Simulation:
 
     async def _run_days(self) -> None:
         """Tick when the engine asks to, act when the world does, sleep on the clock between."""
+        await self._check_gate()
         engine = self._engine()
         inbox = self._inbox(engine)
+        self._receiver = self._receiver_for(engine)
         wake = self.clock.now()
         try:
             while self.clock.now() < self.end:
@@ -317,8 +438,11 @@ class Simulation:
                     report = await self._tick(engine)
                     if report is None:  # the crash: a new engine, and it ticks at once
                         await inbox.close()
+                        if self._receiver is not None:
+                            await self._receiver.close()
                         engine = await self._restart(engine)
                         inbox = self._inbox(engine)
+                        self._receiver = self._receiver_for(engine)
                         continue
                     wake = engine.next_wake(report)
                     if wake > now:
@@ -335,6 +459,8 @@ class Simulation:
                     await self.clock.sleep((target - now).total_seconds())
         finally:
             await inbox.close()
+            if self._receiver is not None:
+                await self._receiver.close()
             await engine.close()
 
     async def _act(self, inbox: InboxSync) -> None:

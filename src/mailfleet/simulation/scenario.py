@@ -22,9 +22,14 @@ field that is wrong. In TOML (top-level keys before the first table)::
                 # refused_at_rcpt: shares of prospects
     [inbox]     # sync_minutes: 0 reads a mailbox as soon as mail arrives (IDLE)
     [audit]     # warmup_ratio (None: not checked), stop_grace_seconds
+    [health]    # every_minutes: the auto-pause pass (default 60; 0: off)
+    [warmup]    # receive_minutes: how often the peers read their warmup mail (default 30)
+    [[dns]]     # domain (index), omit / broken: parts among mx, spf, dkim, dmarc
 
     [[faults]]  # kind = "server_busy" (mailbox, day, time, minutes)
                 # | "token_revoked" (mailbox, day, time, grant) | "crash" (day, time)
+                # | "junk" (mailbox, day, time, share, days): peers file its domain's mail in Junk
+                # | "bad_list" (mailbox, day, time, share): its prospects bounce hard
 """
 
 from __future__ import annotations
@@ -189,7 +194,50 @@ class CrashFault(_Timed):
     kind: Literal["crash"]
 
 
-Fault = Annotated[ServerBusyFault | TokenRevokedFault | CrashFault, Field(discriminator="kind")]
+class JunkFault(_Timed):
+    """From this time the peers' mail servers file ``share`` of mail from the mailbox's domain
+    in Junk, for ``days`` days (None: to the end of the run), then take it back out."""
+
+    kind: Literal["junk"]
+    mailbox: int | str
+    share: float = Field(default=1.0, ge=0, le=1)
+    days: int | None = Field(default=None, ge=1)
+
+
+class BadListFault(_Timed):
+    """From this time ``share`` of the prospects this mailbox mails bounce hard (a bad list)."""
+
+    kind: Literal["bad_list"]
+    mailbox: int | str
+    share: float = Field(gt=0, le=1)
+
+
+Fault = Annotated[
+    ServerBusyFault | TokenRevokedFault | CrashFault | JunkFault | BadListFault,
+    Field(discriminator="kind"),
+]
+
+DNS_PARTS = Literal["mx", "spf", "dkim", "dmarc"]
+
+
+class DomainDnsSpec(_Strict):
+    """How one sending domain's DNS deviates from what its provider asks for."""
+
+    domain: int = Field(ge=0)  # index among the generated sending domains
+    omit: list[DNS_PARTS] = Field(default_factory=list)
+    broken: list[DNS_PARTS] = Field(default_factory=list)
+
+
+class HealthSpec(_Strict):
+    """The health pass (auto-pause) as ``mailfleet run`` makes it, every N minutes (0: off)."""
+
+    every_minutes: int = Field(default=60, ge=0, le=24 * 60)
+
+
+class WarmupSpec(_Strict):
+    """How often the warmup receiver reads the peers' mailboxes (with ``fleet.warmup_enabled``)."""
+
+    receive_minutes: int = Field(default=30, ge=1, le=24 * 60)
 
 
 class AuditSpec(_Strict):
@@ -216,6 +264,9 @@ class Scenario(_Strict):
     inbox: InboxSpec = Field(default_factory=InboxSpec)
     faults: list[Fault] = Field(default_factory=list)
     audit: AuditSpec = Field(default_factory=AuditSpec)
+    dns: list[DomainDnsSpec] = Field(default_factory=list)
+    health: HealthSpec = Field(default_factory=HealthSpec)
+    warmup: WarmupSpec = Field(default_factory=WarmupSpec)
 
     @field_validator("timezone")
     @classmethod
@@ -233,6 +284,11 @@ class Scenario(_Strict):
                 raise ValueError(f"fault {number}: mailbox {target} is not in 0..{total - 1}")
         if sum(isinstance(f, CrashFault) for f in self.faults) > 1:
             raise ValueError("at most one crash per scenario")
+        for number, spec in enumerate(self.dns, start=1):
+            if spec.domain >= self.fleet.domains:
+                raise ValueError(
+                    f"dns {number}: domain {spec.domain} is not in 0..{self.fleet.domains - 1}"
+                )
         return self
 
     def start_at(self) -> datetime:
