@@ -83,6 +83,11 @@ __all__ = ["WarmupConfig", "WarmupSender", "WarmupTickReport"]
 
 log = logging.getLogger(__name__)
 PLACEMENT_HISTORY = timedelta(days=28)
+CAP_EVERY = timedelta(minutes=30)
+"""How often placement is re-read to cut or restore cold caps (they move by the day)."""
+FULL_EVERY = timedelta(minutes=5)
+"""Longest wait between two full passes, though nothing was due: cold sends may have
+raised a day's target, peers may have planned replies."""
 DEFER_BACKOFF = timedelta(minutes=5)
 
 
@@ -166,6 +171,8 @@ class WarmupSender:
         self._random = rng or random.Random(self.config.seed)
         self._wake: datetime | None = None
         self._backoff: dict[int, datetime] = {}
+        self._full_at: datetime | None = None  # the last full pass
+        self._caps_at: datetime | None = None  # the last cold-cap update
 
     def next_due(self, now: datetime) -> datetime | None:
         """When a warmup send is next due (``now`` if already), as of the last tick."""
@@ -181,6 +188,14 @@ class WarmupSender:
     async def tick(self, now: datetime) -> WarmupTickReport:
         """Send the warmup messages due at ``now``; see the module docstring."""
         report = WarmupTickReport(at=now)
+        last = self._full_at
+        if (
+            last is not None
+            and last <= now < last + FULL_EVERY
+            and (self._wake is None or now < self._wake)
+        ):
+            return report  # nothing due since the last full pass
+        self._full_at = now
         wake: list[datetime] = []
         async with self.db.session() as session:
             boxes = list((await session.scalars(select(Mailbox).order_by(Mailbox.id))).all())
@@ -189,7 +204,10 @@ class WarmupSender:
                 self._wake = None
                 return report
             settings = await wstore.settings_of(session, enabled, now)
-            await self._update_caps(session, enabled, settings, now, report)
+            caps_at = self._caps_at
+            if caps_at is None or not caps_at <= now < caps_at + CAP_EVERY:
+                await self._update_caps(session, enabled, settings, now, report)
+                self._caps_at = now
             running = [b for b in enabled if not settings[b.id].paused]
             # A peer must be able to act on what it receives: read over IMAP, still connected.
             pool = [
@@ -202,6 +220,9 @@ class WarmupSender:
             usage = await repo.usage_by_mailbox(session, running, now)
             due: list[_Due] = []
             busy: set[int] = set()
+            done_by_box = await wstore.done_slots_of(
+                session, {b.id: local_day(now, b.timezone)[0] for b in running}
+            )
             for box in running:
                 if not self._may_send(box, now, wake):
                     continue
@@ -211,7 +232,7 @@ class WarmupSender:
                     mailbox_policy(box, now, self.fleet), row.cold_cap_factor, day
                 )
                 plan = self._plan(box, row, pool, policy, campaigns, usage[box.id], day)
-                done = await wstore.done_slots(session, box.id, day)
+                done = done_by_box.get(box.id, set())
                 pending = [p for p in plan if p.slot not in done]
                 later = [p.at for p in pending if p.at > now]
                 wake.append(min(later) if later else midnight)
@@ -221,6 +242,8 @@ class WarmupSender:
                 if self._admitted(policy, usage[box.id], now, day, midnight, wake, report):
                     due.append(_Due(box, by_id[ready[0].peer_id], ready[0], day))
                     busy.add(box.id)
+                    if len(ready) > 1:  # a backlog: the next one once the gap has passed
+                        wake.append(now + policy.min_gap)
             running_ids = {b.id for b in running}
             for answered in await wstore.due_replies(session, now, self.config.max_per_tick):
                 replier = by_id.get(answered.peer_mailbox_id)

@@ -108,6 +108,26 @@ async def done_slots(session: AsyncSession, mailbox_id: int, day: date) -> set[i
     return {int(s) for s in rows.all() if s is not None}
 
 
+async def done_slots_of(
+    session: AsyncSession, days: dict[int, date]
+) -> dict[int, set[int]]:
+    """:func:`done_slots` of many mailboxes at once (``days``: each mailbox's local day)."""
+    out: dict[int, set[int]] = {mailbox_id: set() for mailbox_id in days}
+    if not days:
+        return out
+    rows = await session.execute(
+        select(WarmupMessage.sender_mailbox_id, WarmupMessage.plan_day, WarmupMessage.slot).where(
+            WarmupMessage.sender_mailbox_id.in_(list(days)),
+            WarmupMessage.plan_day.in_(sorted(set(days.values()))),
+            WarmupMessage.slot.is_not(None),
+        )
+    )
+    for mailbox_id, day, slot in rows.all():
+        if slot is not None and days.get(int(mailbox_id)) == day:
+            out[int(mailbox_id)].add(int(slot))
+    return out
+
+
 async def due_replies(session: AsyncSession, now: datetime, limit: int) -> list[WarmupMessage]:
     """Warmup messages whose peer decided to reply by ``now`` and has not yet."""
     rows = await session.scalars(
