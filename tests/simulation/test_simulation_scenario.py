@@ -17,7 +17,9 @@ MINIMAL = {
 }
 
 
-@pytest.mark.parametrize("name", ["smoke.toml", "faults.toml", "month.toml"])
+@pytest.mark.parametrize(
+    "name", ["smoke.toml", "faults.toml", "month.toml", "deliverability.toml", "warmup.toml"]
+)
 def test_shipped_scenarios_load_with_their_campaigns(name: str) -> None:
     scenario, campaign = load_scenario(SCENARIOS / name)
     assert scenario.days >= 1 and campaign.steps
@@ -29,7 +31,10 @@ def test_the_month_scenario_is_the_one_of_the_issue() -> None:
     assert scenario.fleet.domains == 15 and scenario.fleet.total_mailboxes == 40
     assert scenario.leads.count == 20_000 and len(campaign.steps) == 3
     kinds = {fault.kind for fault in scenario.faults}
-    assert kinds == {"server_busy", "token_revoked", "crash"}
+    assert {"server_busy", "token_revoked", "crash", "junk", "bad_list"} == kinds
+    assert scenario.fleet.warmup_enabled and scenario.fleet.tenants > 1
+    assert scenario.audit.warmup_ratio == 2
+    assert [(d.domain, d.omit) for d in scenario.dns] == [(14, ["dkim"])]
 
 
 def test_mailboxes_are_dealt_over_domains_with_ages_and_unique_addresses() -> None:
@@ -83,3 +88,15 @@ def test_campaign_file_is_resolved_next_to_the_scenario(tmp_path: Path) -> None:
     (tmp_path / "s.toml").write_text("name = [", encoding="utf-8")
     with pytest.raises(ScenarioError, match="not valid toml"):
         load_scenario(tmp_path / "s.toml")
+
+
+def test_bad_dns_deviations_and_new_faults_are_named() -> None:
+    bad = {**MINIMAL, "dns": [{"domain": 3, "omit": ["dkim"]}]}
+    with pytest.raises(ScenarioError, match=r"dns 1: domain 3 is not in 0\.\.1"):
+        parse_scenario(bad, source="s.toml")
+    part = {**MINIMAL, "dns": [{"domain": 0, "omit": ["bimi"]}]}
+    with pytest.raises(ScenarioError, match=r"dns\.0\.omit\.0"):
+        parse_scenario(part, source="s.toml")
+    share = {**MINIMAL, "faults": [{"kind": "bad_list", "mailbox": 0, "day": 1, "share": 0}]}
+    with pytest.raises(ScenarioError, match="share"):
+        parse_scenario(share, source="s.toml")
