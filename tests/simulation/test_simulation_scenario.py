@@ -18,7 +18,15 @@ MINIMAL = {
 
 
 @pytest.mark.parametrize(
-    "name", ["smoke.toml", "faults.toml", "month.toml", "deliverability.toml", "warmup.toml"]
+    "name",
+    [
+        "smoke.toml",
+        "faults.toml",
+        "month.toml",
+        "month-warmup.toml",
+        "deliverability.toml",
+        "warmup.toml",
+    ],
 )
 def test_shipped_scenarios_load_with_their_campaigns(name: str) -> None:
     scenario, campaign = load_scenario(SCENARIOS / name)
@@ -30,6 +38,15 @@ def test_the_month_scenario_is_the_one_of_the_issue() -> None:
     assert scenario.days == 30
     assert scenario.fleet.domains == 15 and scenario.fleet.total_mailboxes == 40
     assert scenario.leads.count == 20_000 and len(campaign.steps) == 3
+    kinds = {fault.kind for fault in scenario.faults}
+    assert kinds == {"server_busy", "token_revoked", "crash"}
+
+
+def test_the_warmup_month_is_the_month_with_warmup_and_deliverability_faults() -> None:
+    month, _ = load_scenario(SCENARIOS / "month.toml")
+    scenario, _ = load_scenario(SCENARIOS / "month-warmup.toml")
+    assert (scenario.days, scenario.leads.count) == (month.days, month.leads.count)
+    assert scenario.fleet.total_mailboxes == month.fleet.total_mailboxes == 40
     kinds = {fault.kind for fault in scenario.faults}
     assert {"server_busy", "token_revoked", "crash", "junk", "bad_list"} == kinds
     assert scenario.fleet.warmup_enabled and scenario.fleet.tenants > 1
