@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -260,7 +260,7 @@ def test_a_send_noted_twice_with_its_id_counts_once_and_warmup_waits_for_accepta
     ledger.record(send)
     usage = ledger.usage(1, START, day_start(START, "UTC"))
     assert (usage.messages_24h, usage.recipients_24h, usage.warmup_today) == (1, 2, 1)
-    ledger.record(replace(send, send_id=8, accepted=False))  # claimed, not yet accepted
+    ledger.record(send._replace(send_id=8, accepted=False))  # claimed, not yet accepted
     usage = ledger.usage(1, START, day_start(START, "UTC"))
     assert (usage.messages_24h, usage.warmup_today) == (2, 1)
     ledger.accept(8)

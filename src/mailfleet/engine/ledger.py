@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
+from typing import NamedTuple
 
 from mailfleet.store import SendKind, SendStatus
 from mailfleet.store.repository import CountedSend, UsageCounts
@@ -39,9 +40,12 @@ DAY = timedelta(days=1)
 MINUTE = timedelta(minutes=1)
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerSend:
-    """One counted send as the ledger keeps it."""
+class LedgerSend(NamedTuple):
+    """One counted send as the ledger keeps it.
+
+    A named tuple rather than a frozen dataclass: a resync builds one per counted send of
+    the fleet's last day, and a tuple is several times cheaper to make.
+    """
 
     mailbox_id: int
     at: datetime
@@ -166,40 +170,54 @@ class UsageLedger:
         domains: dict[tuple[int, str], list[datetime]] = {}
         tracks = self._tracks
         by_id = self._by_id
-        cold_kind = SendKind.COLD
+        cold_kind, warm_kind = str(SendKind.COLD.value), str(SendKind.WARMUP.value)
+        sent = str(SendStatus.SENT.value)
         ordered = list(rows)
         if any(a.claimed_at > b.claimed_at for a, b in pairwise(ordered)):
             ordered.sort(key=lambda r: r.claimed_at)
-        for row in ordered:
+        make = LedgerSend
+        for sid, mailbox_id, at, kind, recipients, campaign_id, workspace_id, domain, status in (
+            ordered
+        ):
             # Oldest first, so every list is built by appending (see record() for one send).
-            send = LedgerSend(
-                row.mailbox_id,
-                row.claimed_at,
-                row.kind,
-                row.recipients,
-                row.id,
-                row.campaign_id,
-                row.workspace_id,
-                row.recipient_domain or "",
-                row.status == SendStatus.SENT,
+            accepted = status == sent
+            send = make(
+                mailbox_id,
+                at,
+                kind,
+                recipients,
+                sid,
+                campaign_id,
+                workspace_id,
+                domain or "",
+                accepted,
             )
-            by_id[row.id] = send
-            track = tracks.get(send.mailbox_id)
+            by_id[sid] = send
+            track = tracks.get(mailbox_id)
             if track is None:
-                track = tracks[send.mailbox_id] = _Track()
+                track = tracks[mailbox_id] = _Track()
             track.sends.append(send)
-            track.times.append(send.at)
-            track.ids.append(row.id)
-            track.cumulative.append(track.cumulative[-1] + send.recipients)
-            if send.kind == cold_kind:
-                track.cold_times.append(send.at)
-                if send.workspace_id is not None and send.recipient_domain:
-                    key = (send.workspace_id, send.recipient_domain)
-                    domains.setdefault(key, []).append(send.at)
-            elif send.accepted and send.kind == SendKind.WARMUP:
-                track.warm_times.append(send.at)
-            if send.campaign_id is not None:
-                campaigns.setdefault(send.campaign_id, []).append(send.at)
+            track.times.append(at)
+            track.ids.append(sid)
+            cumulative = track.cumulative
+            cumulative.append(cumulative[-1] + recipients)
+            if kind == cold_kind:
+                track.cold_times.append(at)
+                if workspace_id is not None and domain:
+                    key = (workspace_id, domain)
+                    times = domains.get(key)
+                    if times is None:
+                        domains[key] = [at]
+                    else:
+                        times.append(at)
+            elif accepted and kind == warm_kind:
+                track.warm_times.append(at)
+            if campaign_id is not None:
+                times = campaigns.get(campaign_id)
+                if times is None:
+                    campaigns[campaign_id] = [at]
+                else:
+                    times.append(at)
         self._campaigns = campaigns
         self._domains = domains
         self.loaded_at = now

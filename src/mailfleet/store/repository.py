@@ -284,7 +284,12 @@ def _aware(value: datetime | str | None) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, str):
-        value = datetime.fromisoformat(value)
+        try:
+            # The store writes UTC without an offset: parsing it with one is one C call,
+            # several times cheaper than a parse and a replace (a resync reads a fleet's day).
+            return datetime.fromisoformat(value + "+00:00")
+        except ValueError:  # it carries its own offset
+            value = datetime.fromisoformat(value)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
