@@ -350,9 +350,20 @@ def due_enrollments_query(
         Enrollment.next_due_at.is_not(None),
         Enrollment.next_due_at <= now,
     )
-    follow_up = [*due, Enrollment.next_step.in_(list(range(2, max(2, steps) + 1)))]
+    later_steps = list(range(2, max(2, steps) + 1))
+    follow_up = [*due, Enrollment.next_step.in_(later_steps)]
     if mailbox_ids is not None:
-        follow_up.append(Enrollment.mailbox_id.in_(list(mailbox_ids)))
+        # Read through ``ix_enrollment_mailbox_due``, the ready threads' due rows only: the
+        # campaign and step filters are written as ``column + 0`` so no other index looks
+        # cheaper to the planner (SQLite would otherwise read every due follow-up).
+        follow_up = [
+            (Enrollment.campaign_id + 0).in_(ids),
+            Enrollment.status == EnrollmentStatus.ACTIVE,
+            Enrollment.next_due_at.is_not(None),
+            Enrollment.next_due_at <= now,
+            (Enrollment.next_step + 0).in_(later_steps),
+            Enrollment.mailbox_id.in_(list(mailbox_ids)),
+        ]
     ranked = (
         select(
             Enrollment.id.label("id"),
