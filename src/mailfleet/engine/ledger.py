@@ -361,14 +361,19 @@ class UsageLedger:
         """Recipients of every send of several mailboxes in 24 hours, and the oldest send."""
         since = now - DAY
         total, oldest = 0, None
+        tracks = self._tracks
         for mailbox_id in mailbox_ids:
-            track = self._tracks.get(mailbox_id)
+            track = tracks.get(mailbox_id)
             if track is None:
                 continue
-            index = bisect_left(track.times, since)
-            total += track.recipients_since(index)
-            if index < len(track.times) and (oldest is None or track.times[index] < oldest):
-                oldest = track.times[index]
+            times = track.times
+            index = bisect_left(times, since)
+            if index < len(times):
+                cumulative = track.cumulative
+                total += cumulative[-1] - cumulative[index]
+                first = times[index]
+                if oldest is None or first < oldest:
+                    oldest = first
         return total, oldest
 
     def counts(self) -> Mapping[int, int]:
