@@ -31,7 +31,7 @@ from itertools import pairwise
 from typing import NamedTuple
 
 from mailfleet.store import SendKind, SendStatus
-from mailfleet.store.repository import CountedSend, UsageCounts
+from mailfleet.store.repository import CountedSend, SendKey, UsageCounts
 
 HORIZON = timedelta(hours=26)
 """How far back the ledger keeps sends: a rolling day, and a local day of 25 hours (DST)."""
@@ -176,9 +176,17 @@ class UsageLedger:
         if any(a.claimed_at > b.claimed_at for a, b in pairwise(ordered)):
             ordered.sort(key=lambda r: r.claimed_at)
         make = LedgerSend
-        for sid, mailbox_id, at, kind, recipients, campaign_id, workspace_id, domain, status in (
-            ordered
-        ):
+        for (
+            sid,
+            mailbox_id,
+            at,
+            kind,
+            recipients,
+            campaign_id,
+            workspace_id,
+            domain,
+            status,
+        ) in ordered:
             # Oldest first, so every list is built by appending (see record() for one send).
             accepted = status == sent
             send = make(
@@ -221,6 +229,45 @@ class UsageLedger:
         self._campaigns = campaigns
         self._domains = domains
         self.loaded_at = now
+
+    def stale(self, keys: Iterable[SendKey], now: datetime) -> list[int]:
+        """Bring the ledger in line with the store's counted sends, read as ``keys``.
+
+        ``keys`` are the store's counted sends since ``now - HORIZON`` (id, mailbox,
+        claimed instant, status). Sends the ledger counts that are not among them are
+        forgotten, sends noted without an id are dropped (as :meth:`load` drops them),
+        and what is older than the horizon is pruned. Returns the ids that are new or
+        changed (another mailbox, instant or acceptance): :meth:`record` their full rows
+        and the ledger counts what :meth:`load` of every row would.
+        """
+        self.prune(now)
+        for track in self._tracks.values():
+            if 0 in track.ids:
+                for send in [s for s in track.sends if s.send_id is None]:
+                    track.remove(send)
+                    if send.campaign_id is not None:
+                        _remove_time(self._campaigns.get(send.campaign_id, []), send.at)
+                    if send.cold and send.workspace_id is not None and send.recipient_domain:
+                        key = (send.workspace_id, send.recipient_domain)
+                        _remove_time(self._domains.get(key, []), send.at)
+        sent = str(SendStatus.SENT.value)
+        by_id = self._by_id
+        seen: set[int] = set()
+        changed: list[int] = []
+        for sid, mailbox_id, at, status in keys:
+            seen.add(sid)
+            held = by_id.get(sid)
+            if (
+                held is None
+                or held.mailbox_id != mailbox_id
+                or held.at != at
+                or held.accepted != (status == sent)
+            ):
+                changed.append(sid)
+        for sid in [sid for sid in by_id if sid not in seen]:
+            self.forget(sid)
+        self.loaded_at = now
+        return changed
 
     def record(self, send: LedgerSend) -> None:
         """Count ``send``; a send with an id already counted replaces the earlier entry."""

@@ -97,6 +97,59 @@ async def counted_sends_since(session: AsyncSession, since: datetime) -> list[Co
     ]
 
 
+class SendKey(NamedTuple):
+    """What tells whether the usage ledger still holds a counted send as the store does."""
+
+    id: int
+    mailbox_id: int
+    claimed_at: datetime
+    status: str
+
+
+async def counted_send_keys_since(session: AsyncSession, since: datetime) -> list[SendKey]:
+    """:func:`counted_sends_since` reduced to the columns that change once a send is written."""
+    rows = await session.execute(
+        select(Send.id, Send.mailbox_id, type_coerce(Send.claimed_at, String), Send.status).where(
+            Send.claimed_at >= since, Send.status.in_(COUNTED)
+        )
+    )
+    return [SendKey(r[0], r[1], _aware(r[2]) or since, r[3]) for r in rows.all()]
+
+
+async def counted_sends_by_id(session: AsyncSession, ids: Sequence[int]) -> list[CountedSend]:
+    """The counted sends among ``ids`` (as :func:`counted_sends_since` reads them)."""
+    out: list[CountedSend] = []
+    for offset in range(0, len(ids), CHUNK):
+        rows = await session.execute(
+            select(
+                Send.id,
+                Send.mailbox_id,
+                type_coerce(Send.claimed_at, String),
+                Send.kind,
+                Send.recipients,
+                Send.campaign_id,
+                Send.workspace_id,
+                Send.recipient_domain,
+                Send.status,
+            ).where(Send.id.in_(list(ids[offset : offset + CHUNK])), Send.status.in_(COUNTED))
+        )
+        out.extend(
+            CountedSend(
+                r[0],
+                r[1],
+                _aware(r[2]) or datetime.min.replace(tzinfo=UTC),
+                r[3],
+                r[4] or 1,
+                r[5],
+                r[6],
+                r[7],
+                r[8],
+            )
+            for r in rows.all()
+        )
+    return out
+
+
 async def mailbox_fingerprint(
     session: AsyncSession, workspace_ids: Iterable[int]
 ) -> tuple[int, int, int]:
