@@ -585,6 +585,11 @@ class Engine(Cadence):
         """Store each outcome with the server's reply and move its enrollment on."""
         now = self.clock.now()
         async with self.db.session() as session:
+            # Read the rows in a few batched queries: each get below is then answered
+            # from the session's identity map.
+            await _by_ids(session, Send, [c.send_id for c, _ in outcomes])
+            await _by_ids(session, Enrollment, [c.planned.enrollment_id for c, _ in outcomes])
+            await _by_ids(session, Mailbox, sorted({c.mailbox.id for c, _ in outcomes}))
             for claim, result in outcomes:
                 send = await session.get(Send, claim.send_id)
                 enrollment = await session.get(Enrollment, claim.planned.enrollment_id)
