@@ -15,9 +15,10 @@ Counting a fleet's sends in SQL at every tick costs more than the rest of the ti
 A send is counted while its status is one of :data:`~mailfleet.store.repository.COUNTED`
 (in flight, accepted or possibly accepted), as the store counts it. The engine
 :meth:`record`\\ s each claim, :meth:`forget`\\ s a send that ended uncounted (refused,
-deferred, stopped before submission), and :meth:`load`\\ s the whole ledger from the
-store again periodically and after a recovery, so a send made by another process is
-never missed for long. Sends are keyed by their id when they have one, so re-claiming a
+deferred, stopped before submission), :meth:`load`\\ s the whole ledger from the
+store after a recovery, and periodically asks the store which sends it holds differently
+(:meth:`stale`), so a send made or changed by another process is never missed for long.
+Sends are keyed by their id when they have one, so re-claiming a
 deferred send or re-loading the store never counts one twice.
 """
 

@@ -22,8 +22,9 @@ Between ticks the engine (through :class:`~mailfleet.engine.cadence.Cadence`) ke
 the mailboxes (:class:`~mailfleet.engine.snapshot.FleetCache`,
 re-loaded when a mailbox row changes) and what they sent
 (:class:`~mailfleet.engine.ledger.UsageLedger`: every claim is recorded as it is made,
-sends other processes wrote are read by id each tick, and the whole ledger is re-loaded
-from the store every ``resync`` of clock time and after :meth:`Engine.recover`). A mailbox
+sends other processes wrote are read by id each tick, every ``resync`` of clock time the
+sends it holds differently from the store are read again, and after :meth:`Engine.recover`
+the whole ledger is re-loaded). A mailbox
 the planner refused on its own account is left out of the ticks until the instant it
 may send again, so a tick costs about the mailboxes that can send, not the fleet.
 Another part of the process that sends through the same mailboxes (warmup) tells the
