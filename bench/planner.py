@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import operator
 import resource
 import sqlite3
 import tempfile
@@ -263,13 +264,55 @@ def build_store(url: str, mailboxes: int, enrollments: int, box: SecretBox) -> d
     }
 
 
+SEND_COLUMNS = (
+    "workspace_id",
+    "kind",
+    "mailbox_id",
+    "enrollment_id",
+    "campaign_id",
+    "step_position",
+    "message_id",
+    "from_address",
+    "to_address",
+    "recipient_domain",
+    "recipients",
+    "subject",
+    "status",
+    "attempts",
+    "claimed_at",
+    "finished_at",
+)
+
+
+def _bind(column: Any, dialect: Any) -> Any:
+    """The value ``column``'s type hands the driver for a Python value."""
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return process if process is not None else (lambda value: value)
+
+
+def _sql(statement: Any, dialect: Any, order: tuple[str, ...]) -> tuple[str, Any]:
+    """``statement`` compiled for ``dialect``, and a function putting a tuple of
+    parameters in ``order`` into the order the compiled statement takes them."""
+    if dialect.paramstyle != "qmark":
+        raise SystemExit(
+            f"bench: the claim stand-in needs qmark parameters, not {dialect.paramstyle}"
+        )
+    compiled = statement.compile(dialect=dialect, column_keys=list(order))
+    taken = list(compiled.positiontup or [])
+    if sorted(taken) != sorted(order):
+        raise SystemExit(f"bench: unexpected parameters {taken}")
+    if taken == list(order):
+        return str(compiled), lambda values: values
+    return str(compiled), operator.itemgetter(*(order.index(name) for name in taken))
+
+
 class InstantEngine(Engine):
     """The engine with its claim path replaced by a bulk write of accepted sends.
 
     Planning — every query the tick makes and ``plan_sends`` — is the engine's own.
-    The planned sends are written as accepted (one ``executemany``) and their
-    enrollments moved to the next step, so the next tick counts them; no message is
-    composed and no connection opened.
+    The planned sends are written as accepted (one driver ``executemany``) and their
+    enrollments moved to the next step (another), so the next tick counts them; no
+    message is composed and no connection opened.
     """
 
     async def _claim(  # type: ignore[override]
@@ -294,57 +337,73 @@ class InstantEngine(Engine):
                 ).all()
             )
             conn = await session.connection()
-            await conn.execute(
-                insert(Send.__table__),
+            # Every row of a tick shares its instants: convert them once with the columns'
+            # own types, then hand the driver plain tuples (one executemany each) rather
+            # than run SQLAlchemy's per-row parameter processing over thousands of rows.
+            dialect = conn.dialect
+            sends, enrollments = Send.__table__, Enrollment.__table__
+            stamp = _bind(sends.c.claimed_at, dialect)
+            at = stamp(now)
+            later = _bind(enrollments.c.next_due_at, dialect)(now + timedelta(days=STEP_DELAY))
+            cold, sent = str(SendKind.COLD.value), str(SendStatus.SENT.value)
+            insert_sql, arrange = _sql(insert(sends), dialect, SEND_COLUMNS)
+            await conn.exec_driver_sql(
+                insert_sql,
                 [
-                    {
-                        "workspace_id": campaigns[p.campaign_id].workspace_id,
-                        "kind": SendKind.COLD,
-                        "mailbox_id": p.mailbox_id,
-                        "enrollment_id": p.enrollment_id,
-                        "campaign_id": p.campaign_id,
-                        "step_position": p.step,
-                        "message_id": f"<{uuid.uuid4().hex}@bench>",
-                        "from_address": boxes[p.mailbox_id].address,
-                        "to_address": leads[p.enrollment_id],
-                        "recipient_domain": leads[p.enrollment_id].rpartition("@")[2],
-                        "recipients": 1,
-                        "subject": "Hello",
-                        "status": SendStatus.SENT,
-                        "attempts": 1,
-                        "claimed_at": now,
-                        "finished_at": now,
-                    }
+                    arrange(
+                        (
+                            campaigns[p.campaign_id].workspace_id,
+                            cold,
+                            p.mailbox_id,
+                            p.enrollment_id,
+                            p.campaign_id,
+                            p.step,
+                            f"<{uuid.uuid4().hex}@bench>",
+                            boxes[p.mailbox_id].address,
+                            leads[p.enrollment_id],
+                            leads[p.enrollment_id].rpartition("@")[2],
+                            1,
+                            "Hello",
+                            sent,
+                            1,
+                            at,
+                            at,
+                        )
+                    )
                     for p in planned
                 ],
             )
             moves = []
+            active, completed = (
+                str(EnrollmentStatus.ACTIVE.value),
+                str(EnrollmentStatus.COMPLETED.value),
+            )
             for p in planned:
                 last = p.step >= len(campaigns[p.campaign_id].steps)
                 moves.append(
-                    {
-                        "eid": p.enrollment_id,
-                        "step": p.step + 1,
-                        "due": None if last else now + timedelta(days=STEP_DELAY),
-                        "state": EnrollmentStatus.COMPLETED if last else EnrollmentStatus.ACTIVE,
-                        "box": p.mailbox_id,
-                        "at": now,
-                    }
+                    (
+                        p.step + 1,
+                        None if last else later,
+                        completed if last else active,
+                        p.mailbox_id,
+                        at,
+                        p.enrollment_id,
+                    )
                 )
-            # One Core executemany: the bench measures planning, not the claim path's writes.
-            table = Enrollment.__table__
-            await conn.execute(
-                update(table)
-                .where(table.c.id == bindparam("eid"))
+            update_sql, arrange = _sql(
+                update(enrollments)
+                .where(enrollments.c.id == bindparam("eid"))
                 .values(
                     next_step=bindparam("step"),
-                    next_due_at=bindparam("due", type_=table.c.next_due_at.type),
+                    next_due_at=bindparam("due"),
                     status=bindparam("state"),
                     mailbox_id=bindparam("box"),
-                    updated_at=bindparam("at", type_=table.c.updated_at.type),
+                    updated_at=bindparam("at"),
                 ),
-                moves,
+                dialect,
+                ("step", "due", "state", "box", "at", "eid"),
             )
+            await conn.exec_driver_sql(update_sql, [arrange(m) for m in moves])
         report.sent += len(planned)
         return []
 

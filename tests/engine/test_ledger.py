@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -252,6 +252,69 @@ def test_ledger_counts_equal_a_recount_of_the_rows(
         assert_agrees(ledger, rows, now, by_mailbox)
 
 
+change = st.one_of(
+    st.tuples(st.just("status"), st.integers(0, 60), st.sampled_from(list(SendStatus))),
+    st.tuples(st.just("move"), st.integers(0, 60), st.integers(1, 3), st.integers(-300, 300)),
+    st.tuples(st.just("add"), st.integers(1, 3), st.integers(-1800, 0)),
+    st.tuples(st.just("note"), st.integers(1, 3)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    changes=st.lists(change, max_size=30),
+    later=st.integers(0, 1800),  # minutes between the load and the re-sync
+)
+def test_a_resync_of_the_stale_sends_equals_a_reload(
+    seed: int, changes: list[tuple[object, ...]], later: int
+) -> None:
+    """Changes made behind the ledger (another process) are all caught by ``stale``."""
+    pick = random.Random(seed)
+    kinds = (SendKind.COLD, SendKind.COLD, SendKind.WARMUP)
+
+    def row(i: int, mailbox_id: int, at: datetime) -> Row:
+        kind = pick.choice(kinds)
+        return Row(
+            i,
+            mailbox_id,
+            at,
+            str(kind),
+            pick.randint(1, 3),
+            pick.choice((1, 2)) if kind == SendKind.COLD else None,
+            1,
+            pick.choice(DOMAINS),
+            str(pick.choice(COUNTED)),
+        )
+
+    rows = [row(i + 1, pick.randint(1, 3), START + timedelta(minutes=i * 17)) for i in range(40)]
+    load_at = START + timedelta(hours=12)
+    ledger = UsageLedger()
+    ledger.load([r.counted() for r in rows if r.status in COUNTED], load_at)
+    now = load_at + timedelta(minutes=later)
+    for op in changes:
+        what = op[0]
+        if what == "status":
+            rows[int(op[1]) % len(rows)].status = str(op[2])  # type: ignore[call-overload]
+        elif what == "move":
+            target = rows[int(op[1]) % len(rows)]  # type: ignore[call-overload]
+            target.mailbox_id = int(op[2])  # type: ignore[call-overload]
+            target.claimed_at += timedelta(minutes=int(op[3]))  # type: ignore[call-overload]
+        elif what == "add":
+            at = now + timedelta(minutes=int(op[2]))  # type: ignore[call-overload]
+            rows.append(row(len(rows) + 1, int(op[1]), at))  # type: ignore[call-overload]
+        else:  # a send noted without a row: a re-load drops it, and so does a re-sync
+            ledger.record(LedgerSend(int(op[1]), now, SendKind.WARMUP, accepted=True))  # type: ignore[call-overload]
+    live = [r for r in rows if r.status in COUNTED and r.claimed_at >= now - HORIZON]
+    keys = [repo.SendKey(r.id, r.mailbox_id, r.claimed_at, r.status) for r in live]
+    changed = set(ledger.stale(keys, now))
+    for r in live:
+        if r.id in changed:
+            ledger.record(ledger_send(r))
+    assert ledger.loaded_at == now
+    assert_agrees(ledger, rows, now, {1: "UTC", 2: "Europe/London", 3: "America/New_York"})
+
+
 def test_a_send_noted_twice_with_its_id_counts_once_and_warmup_waits_for_acceptance() -> None:
     ledger = UsageLedger()
     ledger.load([], START)
@@ -260,7 +323,7 @@ def test_a_send_noted_twice_with_its_id_counts_once_and_warmup_waits_for_accepta
     ledger.record(send)
     usage = ledger.usage(1, START, day_start(START, "UTC"))
     assert (usage.messages_24h, usage.recipients_24h, usage.warmup_today) == (1, 2, 1)
-    ledger.record(replace(send, send_id=8, accepted=False))  # claimed, not yet accepted
+    ledger.record(send._replace(send_id=8, accepted=False))  # claimed, not yet accepted
     usage = ledger.usage(1, START, day_start(START, "UTC"))
     assert (usage.messages_24h, usage.warmup_today) == (2, 1)
     ledger.accept(8)

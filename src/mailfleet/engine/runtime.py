@@ -22,8 +22,9 @@ Between ticks the engine (through :class:`~mailfleet.engine.cadence.Cadence`) ke
 the mailboxes (:class:`~mailfleet.engine.snapshot.FleetCache`,
 re-loaded when a mailbox row changes) and what they sent
 (:class:`~mailfleet.engine.ledger.UsageLedger`: every claim is recorded as it is made,
-sends other processes wrote are read by id each tick, and the whole ledger is re-loaded
-from the store every ``resync`` of clock time and after :meth:`Engine.recover`). A mailbox
+sends other processes wrote are read by id each tick, every ``resync`` of clock time the
+sends it holds differently from the store are read again, and after :meth:`Engine.recover`
+the whole ledger is re-loaded). A mailbox
 the planner refused on its own account is left out of the ticks until the instant it
 may send again, so a tick costs about the mailboxes that can send, not the fleet.
 Another part of the process that sends through the same mailboxes (warmup) tells the
@@ -366,18 +367,42 @@ class Engine(Cadence):
         now: datetime,
         report: TickReport,
     ) -> list[_Claim]:
-        """Write each send with its Message-ID and mark its enrollment in flight, then commit."""
+        """Write each send with its Message-ID and mark its enrollment in flight, then commit.
+
+        The rows the claims read (enrollments, leads, earlier sends of the steps,
+        suppressions) are read in a few batched queries, and the claims are flushed
+        together; the transaction commits before this returns, so every claim is
+        durable before any connection opens.
+        """
         claims: list[_Claim] = []
         async with self.db.session() as session:
+            enrollments = {
+                e.id: e
+                for e in await _by_ids(session, Enrollment, [p.enrollment_id for p in planned])
+            }
+            leads = {
+                lead.id: lead
+                for lead in await _by_ids(
+                    session, Lead, sorted({e.lead_id for e in enrollments.values()})
+                )
+            }
+            earlier = await _step_sends(session, list(enrollments))
+            blocked = await _suppressions(session, list(leads.values()))
+            made: list[tuple[Send, PlannedSend, Mailbox, Lead, bytes, Campaign]] = []
             for item in planned:
-                enrollment = await session.get(Enrollment, item.enrollment_id)
+                enrollment = enrollments.get(item.enrollment_id)
                 if enrollment is None or enrollment.status != EnrollmentStatus.ACTIVE:
                     continue
-                lead = await session.get(Lead, enrollment.lead_id)
+                lead = leads.get(enrollment.lead_id)
                 campaign = campaigns[item.campaign_id]
                 mailbox = boxes[item.mailbox_id]
                 assert lead is not None
-                if await self._suppressed(session, lead):
+                domain = lead.email_normalized.rpartition("@")[2]
+                if (lead.workspace_id, "email", lead.email_normalized) in blocked or (
+                    lead.workspace_id,
+                    "domain",
+                    domain,
+                ) in blocked:
                     enrollment.status = EnrollmentStatus.STOPPED
                     enrollment.stop_reason = "suppressed"
                     enrollment.next_due_at = None
@@ -389,7 +414,9 @@ class Engine(Cadence):
                     enrollment.status = EnrollmentStatus.COMPLETED
                     enrollment.next_due_at = None
                     continue
-                send = await self._send_row(session, enrollment, step, mailbox, campaign, lead, now)
+                send = self._send_row(
+                    session, earlier, enrollment, step, mailbox, campaign, lead, now
+                )
                 try:
                     composed = self.composer.compose(
                         campaign=campaign,
@@ -418,10 +445,10 @@ class Engine(Cadence):
                 enrollment.next_due_at = None  # in flight: never planned twice
                 enrollment.mailbox_id = mailbox.id
                 enrollment.updated_at = now
-                await session.flush()
-                claims.append(
-                    _Claim(send.id, item, mailbox, mailbox.address, lead.email, composed.raw)
-                )
+                made.append((send, item, mailbox, lead, composed.raw, campaign))
+            await session.flush()  # every send row gets its id
+            for send, item, mailbox, lead, raw, campaign in made:
+                claims.append(_Claim(send.id, item, mailbox, mailbox.address, lead.email, raw))
                 self.ledger.record(
                     LedgerSend(
                         mailbox.id,
@@ -436,9 +463,10 @@ class Engine(Cadence):
                 )
         return claims
 
-    async def _send_row(
+    def _send_row(
         self,
         session: AsyncSession,
+        earlier: dict[tuple[int, int], Send],
         enrollment: Enrollment,
         step: Step,
         mailbox: Mailbox,
@@ -446,12 +474,12 @@ class Engine(Cadence):
         lead: Lead,
         now: datetime,
     ) -> Send:
-        """The Send row of this step: a retry reuses it, and with it the Message-ID."""
-        existing = await session.scalar(
-            select(Send).where(
-                Send.enrollment_id == enrollment.id, Send.step_position == step.position
-            )
-        )
+        """The Send row of this step: a retry reuses it, and with it the Message-ID.
+
+        ``earlier`` holds the step sends already in the store (read by
+        :func:`_step_sends`); a new row is added to it and to the session.
+        """
+        existing = earlier.get((enrollment.id, step.position))
         if existing is not None:
             if existing.mailbox_id != mailbox.id:
                 # A first step moved to another mailbox: new sender, new Message-ID domain.
@@ -478,21 +506,8 @@ class Engine(Cadence):
             claimed_at=now,
         )
         session.add(send)
+        earlier[(enrollment.id, step.position)] = send
         return send
-
-    @staticmethod
-    async def _suppressed(session: AsyncSession, lead: Lead) -> bool:
-        domain = lead.email_normalized.rpartition("@")[2]
-        hit = await session.scalar(
-            select(Suppression.id)
-            .where(
-                Suppression.workspace_id == lead.workspace_id,
-                ((Suppression.kind == "email") & (Suppression.value == lead.email_normalized))
-                | ((Suppression.kind == "domain") & (Suppression.value == domain)),
-            )
-            .limit(1)
-        )
-        return hit is not None
 
     async def _mark_submitting(self, claim: _Claim) -> bool:
         """Commit ``submitting`` just before the connection opens, if the lead is still active.
@@ -571,6 +586,11 @@ class Engine(Cadence):
         """Store each outcome with the server's reply and move its enrollment on."""
         now = self.clock.now()
         async with self.db.session() as session:
+            # Read the rows in a few batched queries: each get below is then answered
+            # from the session's identity map.
+            await _by_ids(session, Send, [c.send_id for c, _ in outcomes])
+            await _by_ids(session, Enrollment, [c.planned.enrollment_id for c, _ in outcomes])
+            await _by_ids(session, Mailbox, sorted({c.mailbox.id for c, _ in outcomes}))
             for claim, result in outcomes:
                 send = await session.get(Send, claim.send_id)
                 enrollment = await session.get(Enrollment, claim.planned.enrollment_id)
@@ -640,3 +660,51 @@ class Engine(Cadence):
                     self.ledger.forget(send.id)
                     self._ready.pop(mailbox.id, None)  # its usage fell: look again
         return None
+
+
+async def _by_ids(session: AsyncSession, entity: Any, ids: Sequence[int]) -> list[Any]:
+    """The rows of ``entity`` with these ids, read :data:`~mailfleet.store.repository.CHUNK`
+    at a time (they land in the session as if each were ``session.get``)."""
+    out: list[Any] = []
+    for offset in range(0, len(ids), repo.CHUNK):
+        chunk = list(ids[offset : offset + repo.CHUNK])
+        out.extend((await session.scalars(select(entity).where(entity.id.in_(chunk)))).all())
+    return out
+
+
+async def _step_sends(
+    session: AsyncSession, enrollment_ids: Sequence[int]
+) -> dict[tuple[int, int], Send]:
+    """The send rows of these enrollments, by (enrollment, step position)."""
+    out: dict[tuple[int, int], Send] = {}
+    for offset in range(0, len(enrollment_ids), repo.CHUNK):
+        chunk = list(enrollment_ids[offset : offset + repo.CHUNK])
+        for send in (
+            await session.scalars(select(Send).where(Send.enrollment_id.in_(chunk)))
+        ).all():
+            if send.enrollment_id is not None and send.step_position is not None:
+                out[(send.enrollment_id, send.step_position)] = send
+    return out
+
+
+async def _suppressions(session: AsyncSession, leads: Sequence[Lead]) -> set[tuple[int, str, str]]:
+    """(workspace, kind, value) of the suppressions that match any of ``leads``:
+    their address (kind ``email``) or their address's domain (kind ``domain``)."""
+    wanted: dict[str, set[str]] = {"email": set(), "domain": set()}
+    workspaces = {lead.workspace_id for lead in leads}
+    for lead in leads:
+        wanted["email"].add(lead.email_normalized)
+        wanted["domain"].add(lead.email_normalized.rpartition("@")[2])
+    out: set[tuple[int, str, str]] = set()
+    for kind, values in wanted.items():
+        ordered = sorted(values)
+        for offset in range(0, len(ordered), repo.CHUNK):
+            rows = await session.execute(
+                select(Suppression.workspace_id, Suppression.kind, Suppression.value).where(
+                    Suppression.workspace_id.in_(workspaces),
+                    Suppression.kind == kind,
+                    Suppression.value.in_(ordered[offset : offset + repo.CHUNK]),
+                )
+            )
+            out.update((int(w), str(k), str(v)) for w, k, v in rows.all())
+    return out

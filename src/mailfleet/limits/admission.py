@@ -23,6 +23,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 
 from mailfleet.providers import ProviderLimits
 
@@ -95,8 +96,13 @@ class Admission:
     retry_at: datetime | None = None  # earliest instant the answer may change
 
 
+@lru_cache(maxsize=1 << 16, typed=True)
 def stable_fraction(*parts: object) -> float:
-    """A number in [0, 1) that depends only on ``parts``: jitter a retry reproduces."""
+    """A number in [0, 1) that depends only on ``parts``: jitter a retry reproduces.
+
+    Memoised (the parts must be hashable): a tick asks it again for every mailbox's cap
+    of the day and pace jitter, which only change with the day and the mailbox's sends.
+    """
     digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
 

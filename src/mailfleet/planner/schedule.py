@@ -210,10 +210,14 @@ class _Planner:
     ) -> int:
         """Whether ``box`` may send ``item`` now; on refusal, the reason goes to ``reasons``."""
         state = box.state
-        name = f"mailbox {state.mailbox_id}"
         if state.mailbox_id in self.closed:
-            reasons.append(f"{name} is busy or refused this tick")
+            # Only the first reasons are shown: skip formatting the rest (a hot path).
+            shown = len(reasons) < MAX_REASONS
+            reasons.append(
+                f"mailbox {state.mailbox_id} is busy or refused this tick" if shown else ""
+            )
             return _CLOSE
+        name = f"mailbox {state.mailbox_id}"
         if not state.active:
             reasons.append(f"{name} is not active")
             self.closed.add(state.mailbox_id)
