@@ -108,9 +108,7 @@ async def done_slots(session: AsyncSession, mailbox_id: int, day: date) -> set[i
     return {int(s) for s in rows.all() if s is not None}
 
 
-async def done_slots_of(
-    session: AsyncSession, days: dict[int, date]
-) -> dict[int, set[int]]:
+async def done_slots_of(session: AsyncSession, days: dict[int, date]) -> dict[int, set[int]]:
     """:func:`done_slots` of many mailboxes at once (``days``: each mailbox's local day)."""
     out: dict[int, set[int]] = {mailbox_id: set() for mailbox_id in days}
     if not days:
