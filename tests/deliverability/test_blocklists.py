@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from mailfleet.clock import utc
-from mailfleet.deliverability import ListingStatus, check_blocklists, listing_finding
+from mailfleet.deliverability import ListingStatus, listing_finding
 from mailfleet.deliverability.findings import Severity
+from mailfleet.engine.dns_checks import check_blocklists
 from mailfleet.sandbox.dns import SandboxDnsServer, ZoneRecord, Zones
 from mailfleet.store.blocklist_cache import FileListingCache
 from mailfleet.transport.dns import DnsResolver

@@ -4,7 +4,8 @@ import time
 
 import pytest
 
-from mailfleet.deliverability import DomainReport, Finding, Severity, check_domain
+from mailfleet.deliverability import DomainReport, Finding, Severity
+from mailfleet.engine.dns_checks import check_domain
 from mailfleet.sandbox.dns import SandboxDnsServer
 from mailfleet.transport.dns import DnsResolver
 

@@ -1,5 +1,6 @@
 """Inventory rules: inboxes per domain, reputation isolation, refresh at 12 and 18 months."""
 
+from collections.abc import Iterable
 from datetime import date, timedelta
 
 from hypothesis import given
@@ -8,6 +9,7 @@ from hypothesis import strategies as st
 from mailfleet.deliverability import (
     DomainRow,
     InventoryPolicy,
+    InventoryWarning,
     MailboxRow,
     Severity,
     evaluate_inventory,
@@ -22,8 +24,8 @@ def box(address: str, started: date = TODAY, tenant: str | None = "coldtenant") 
     return MailboxRow(address, address.rpartition("@")[2], "microsoft365", tenant, started)
 
 
-def rules(inventory_warnings: object) -> list[tuple[str, str]]:
-    return [(w.rule, w.subject) for w in inventory_warnings]  # type: ignore[attr-defined]
+def rules(inventory_warnings: Iterable[InventoryWarning]) -> list[tuple[str, str]]:
+    return [(w.rule, w.subject) for w in inventory_warnings]
 
 
 def test_a_clean_fleet_has_no_warnings() -> None:

@@ -174,7 +174,7 @@ def test_public_names() -> None:
 
 
 async def test_the_world_publishes_its_domains_on_its_own_nameserver(tmp_path: Path) -> None:
-    from mailfleet.deliverability import check_domain
+    from mailfleet.engine.dns_checks import check_domain
     from mailfleet.transport.dns import DnsResolver
 
     sandbox = await start_sandbox(VirtualClock(utc(2026, 3, 2, 9)), tmp_path)

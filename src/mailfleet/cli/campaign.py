@@ -36,7 +36,7 @@ from mailfleet.cli.common import (
     workspace,
 )
 from mailfleet.clock import SystemClock
-from mailfleet.deliverability.dns_checks import ResolverDomainChecker
+from mailfleet.engine.dns_checks import ResolverDomainChecker
 from mailfleet.readiness import DomainChecker, Finding, assess
 from mailfleet.store import (
     Campaign,

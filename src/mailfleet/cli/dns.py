@@ -18,12 +18,11 @@ from mailfleet.deliverability import (
     DomainReport,
     Finding,
     Severity,
-    check_blocklists,
-    check_domain,
     evaluate_forwarding,
     listing_finding,
 )
 from mailfleet.deliverability.dns_records import normalize_domain
+from mailfleet.engine.dns_checks import check_blocklists, check_domain
 from mailfleet.providers import PRESETS
 from mailfleet.store import Database, Domain, Workspace
 from mailfleet.store.blocklist_cache import FileListingCache

@@ -1,19 +1,18 @@
 """Deliverability policy: DNS checks, forwarding, blocklists, fleet inventory rules,
 health scores and auto-pause decisions (:mod:`.health`).
 
-Pure evaluation; the lookups are done by :mod:`mailfleet.transport.dns` and
-:mod:`mailfleet.transport.forwarding`, handed in by the caller.
+Pure evaluation of answers handed in; :mod:`mailfleet.engine.dns_checks` does the
+lookups (through :mod:`mailfleet.transport.dns`) and calls these rules.
 """
 
 from mailfleet.deliverability.blocklists import (
     DEFAULT_BLOCKLISTS,
     Listing,
     ListingStatus,
-    check_blocklists,
     interpret,
     listing_finding,
 )
-from mailfleet.deliverability.dns_checks import check_domain, evaluate_dns
+from mailfleet.deliverability.dns_checks import evaluate_dns
 from mailfleet.deliverability.findings import GATE_CHECKS, DomainReport, Finding, Severity
 from mailfleet.deliverability.forwarding import evaluate_forwarding
 from mailfleet.deliverability.inventory import (
@@ -38,8 +37,6 @@ __all__ = [
     "ListingStatus",
     "MailboxRow",
     "Severity",
-    "check_blocklists",
-    "check_domain",
     "evaluate_dns",
     "evaluate_forwarding",
     "evaluate_inventory",

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from mailfleet.deliverability.findings import Finding, Severity, passed, problem
-from mailfleet.transport.dns import Answer, DnsResolver, LookupStatus
+from mailfleet.transport.dns import Answer, LookupStatus
 
 DEFAULT_BLOCKLISTS = ("dbl.spamhaus.org", "multi.uribl.com", "multi.surbl.org")
 DEFAULT_TTL = timedelta(hours=6)
@@ -117,29 +117,3 @@ class ListingCache(Protocol):
 
     def put(self, listings: Sequence[Listing], ttl: timedelta) -> None:
         """Remember ``listings`` for ``ttl`` (unknown ones for less: they may clear up)."""
-
-
-async def check_blocklists(
-    domain: str,
-    *,
-    resolver: DnsResolver,
-    now: datetime,
-    zones: Sequence[str] = DEFAULT_BLOCKLISTS,
-    cache: ListingCache | None = None,
-    ttl: timedelta = DEFAULT_TTL,
-) -> list[Listing]:
-    """Look ``domain`` up on every list, using fresh cached answers when there are."""
-    listings: list[Listing] = []
-    fresh: list[Listing] = []
-    for zone in zones:
-        cached = cache.get(domain, zone, now) if cache is not None else None
-        if cached is not None:
-            listings.append(cached)
-            continue
-        answer = await resolver.lookup(f"{domain}.{zone}", "A")
-        listing = interpret(domain, zone, answer, now)
-        listings.append(listing)
-        fresh.append(listing)
-    if cache is not None and fresh:
-        cache.put(fresh, ttl)
-    return listings

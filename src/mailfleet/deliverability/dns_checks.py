@@ -1,9 +1,8 @@
 """DNS checks of a sending domain: MX, SPF, DKIM, DMARC, MTA-STS, TLS-RPT.
 
 :func:`evaluate_dns` is pure: it turns what the DNS said (a
-:class:`~mailfleet.transport.dns.DomainDns`) into findings. :func:`check_domain`
-is what other code calls (the pre-launch gate, ``mailfleet dns check``): it asks
-the resolver it is given, then evaluates.
+:class:`~mailfleet.transport.dns.DomainDns`) into findings.
+:func:`mailfleet.engine.dns_checks.check_domain` does the lookups and calls it.
 """
 
 from __future__ import annotations
@@ -16,66 +15,21 @@ from mailfleet.deliverability.dns_records import (
     dmarc_fix,
     expected_mx,
     mx_matches,
-    normalize_domain,
     spf_value,
     txt,
 )
-from mailfleet.deliverability.findings import DomainReport, Finding, Severity, passed, problem
-from mailfleet.providers import ProviderPreset, get_preset
+from mailfleet.deliverability.findings import Finding, Severity, passed, problem
+from mailfleet.providers import ProviderPreset
 from mailfleet.transport.dns import (
     Answer,
     DmarcResult,
-    DnsResolver,
     DomainDns,
     LookupStatus,
     SpfResult,
-    gather_domain,
 )
 
 _DNS_TROUBLE = ("timed out", "lifetime expired", "servfail", "nameservers failed", "no nameservers")
 _ALL = re.compile(r"(?:^|\s)([+?~-]?)all(?:\s|$)", re.IGNORECASE)
-
-
-async def check_domain(
-    domain: str,
-    provider: str | ProviderPreset,
-    *,
-    resolver: DnsResolver,
-    selectors: tuple[str, ...] | list[str] | None = None,
-    tenant: str | None = None,
-) -> DomainReport:
-    """Check ``domain``'s DNS for ``provider``; never raises for DNS trouble or bad names.
-
-    ``report.failing`` is the set among {"mx", "spf", "dkim", "dmarc"} with an error.
-    """
-    try:
-        preset = provider if isinstance(provider, ProviderPreset) else get_preset(provider)
-    except KeyError as exc:
-        finding = problem(domain, "provider", Severity.ERROR, str(exc.args[0]), "")
-        return DomainReport(domain, str(provider), (finding,))
-    name = normalize_domain(domain)
-    if name is None:
-        found = f"{domain!r} is not a domain name"
-        findings = tuple(
-            problem(domain, check, Severity.ERROR, found, "give a name like brand-mail.com")
-            for check in ("mx", "spf", "dkim", "dmarc")
-        )
-        return DomainReport(domain, preset.name, findings)
-    chosen = tuple(selectors) if selectors else preset.dkim_selectors
-    dns = await gather_domain(resolver, name, chosen)
-    return DomainReport(name, preset.name, evaluate_dns(dns, preset, tenant=tenant))
-
-
-class ResolverDomainChecker:
-    """The launch gate's :class:`~mailfleet.readiness.DomainChecker` over :func:`check_domain`."""
-
-    def __init__(self, resolver: DnsResolver) -> None:
-        self.resolver = resolver
-
-    async def failing(self, domain: str, provider: str) -> tuple[str, ...]:
-        """Names among ``mx``, ``spf``, ``dkim``, ``dmarc`` whose check has an error finding."""
-        report = await check_domain(domain, provider, resolver=self.resolver)
-        return tuple(sorted(report.failing))
 
 
 def evaluate_dns(

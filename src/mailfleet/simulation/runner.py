@@ -36,7 +36,7 @@ from sqlalchemy.orm import selectinload
 
 from mailfleet.campaigns import CampaignSpec
 from mailfleet.clock import VirtualClock
-from mailfleet.deliverability.dns_checks import ResolverDomainChecker
+from mailfleet.engine.dns_checks import ResolverDomainChecker
 from mailfleet.engine.health import apply_health
 from mailfleet.engine.inbox import InboxSync, SyncReport
 from mailfleet.engine.runtime import Engine, TickReport
