@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from mailfleet.cli.common import CommandError, console, with_db
 from mailfleet.clock import SystemClock
-from mailfleet.engine.snapshot import mailbox_policy
+from mailfleet.engine.snapshot import warmed_policy
 from mailfleet.limits import DEFAULT_WARMUP_RATIO, cold_cap_for_day
 from mailfleet.planner import local_day
 from mailfleet.store import Database, Mailbox, Workspace
@@ -33,7 +33,6 @@ from mailfleet.store import warmup as wstore
 from mailfleet.store.models import WarmupSettings
 from mailfleet.warmup import (
     RampSettings,
-    capped_policy,
     daily_target,
     health_score,
     placement_stats,
@@ -232,7 +231,7 @@ def warmup_status(
         for m in boxes:
             row = rows[m.id]
             day = local_day(now, m.timezone)[0]
-            policy = capped_policy(mailbox_policy(m, now), row.cold_cap_factor, day)
+            policy = warmed_policy(m, now, factor=row.cold_cap_factor)
             cold_target = cold_cap_for_day(policy, day)
             ramp = wstore.ramp_of(row, RampSettings())
             week = placement_stats(seen.get(m.id, []), now, timedelta(days=7))

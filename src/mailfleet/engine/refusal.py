@@ -69,7 +69,7 @@ async def apply_refusal(
             await _suppress(session, campaign.workspace_id, send.to_address, now)
     else:
         send.status = SendStatus.DEFERRED
-        resume_at = await _stop_mailbox(session, reaction, mailbox, send, now, rng)
+        resume_at = await stop_mailbox(session, reaction, mailbox, send, now, rng)
         if not (reaction.hold_mailbox or reaction.pause_mailbox):
             # Only this message backs off (the recipient's side was at fault), from the same
             # mailbox: a greylisting server expects the same sender back.
@@ -93,7 +93,7 @@ async def apply_refusal(
     )
 
 
-async def _stop_mailbox(
+async def stop_mailbox(
     session: AsyncSession,
     reaction: Reaction,
     mailbox: Mailbox,

@@ -92,6 +92,20 @@ def mailbox_policy(
     return policy
 
 
+def warmed_policy(
+    mailbox: Mailbox, now: datetime, fleet: FleetPolicy | None = None, factor: float = 1.0
+) -> MailboxPolicy:
+    """:func:`mailbox_policy` with warmup's cold-cap ``factor`` applied on its local day.
+
+    A factor below 1 means the warmup peers saw bad inbox placement (see
+    :func:`mailfleet.warmup.capped_policy`).
+    """
+    policy = mailbox_policy(mailbox, now, fleet)
+    if factor >= 1.0:
+        return policy
+    return capped_policy(policy, factor, local_day(now, mailbox.timezone)[0])
+
+
 async def mailbox_states(
     session: AsyncSession,
     mailboxes: Sequence[Mailbox],
@@ -297,11 +311,8 @@ class FleetCache:
         """The mailbox's policy (cached: a slowdown's end re-loads the mailboxes)."""
         policy = self._policies.get(box.id)
         if policy is None:
-            policy = mailbox_policy(box, now, self.fleet)
             factor = self.cap_factors.get(box.id, 1.0)
-            if factor < 1.0:  # bad inbox placement measured by the warmup peers
-                policy = capped_policy(policy, factor, local_day(now, box.timezone)[0])
-            self._policies[box.id] = policy
+            policy = self._policies[box.id] = warmed_policy(box, now, self.fleet, factor)
         return policy
 
     def set_cap_factors(self, factors: dict[int, float]) -> set[int]:

@@ -24,7 +24,7 @@ slot is freed and retried; the mailbox backs off or pauses as
 The cold-cap factors are updated at each tick from the peers' placement
 observations (:func:`mailfleet.warmup.next_cold_cap_factor`); a change is an
 event ``warmup.cold_cap``. The planner applies a factor with
-:func:`mailfleet.warmup.capped_policy`; :meth:`WarmupSender.cold_cap_factors`
+:func:`mailfleet.engine.snapshot.warmed_policy`; :meth:`WarmupSender.cold_cap_factors`
 and :func:`mailfleet.store.warmup.cold_cap_factors` read them.
 """
 
@@ -46,8 +46,8 @@ from mailfleet.content.mime import reply_subject, thread_references
 from mailfleet.engine.compose import Composer
 from mailfleet.engine.credentials import CredentialCache, CredentialError
 from mailfleet.engine.reaction import react
-from mailfleet.engine.refusal import _stop_mailbox
-from mailfleet.engine.snapshot import mailbox_policy
+from mailfleet.engine.refusal import stop_mailbox
+from mailfleet.engine.snapshot import warmed_policy
 from mailfleet.limits import FleetPolicy, MailboxPolicy, MailboxUsage, admit, cold_cap_for_day
 from mailfleet.planner import local_day
 from mailfleet.providers.outcomes import OutcomeKind, Stage
@@ -68,7 +68,6 @@ from mailfleet.transport.smtp import Delivery, SmtpPool, SubmitResult
 from mailfleet.warmup import (
     Peer,
     PlannedWarmup,
-    capped_policy,
     continuation,
     daily_target,
     next_cold_cap_factor,
@@ -228,9 +227,7 @@ class WarmupSender:
                     continue
                 row = settings[box.id]
                 day, midnight = local_day(now, box.timezone)
-                policy = capped_policy(
-                    mailbox_policy(box, now, self.fleet), row.cold_cap_factor, day
-                )
+                policy = warmed_policy(box, now, self.fleet, row.cold_cap_factor)
                 plan = self._plan(box, row, pool, policy, campaigns, usage[box.id], day)
                 done = done_by_box.get(box.id, set())
                 pending = [p for p in plan if p.slot not in done]
@@ -254,10 +251,8 @@ class WarmupSender:
                     wake.append(now + timedelta(minutes=1))
                     continue
                 day, midnight = local_day(now, replier.timezone)
-                policy = capped_policy(
-                    mailbox_policy(replier, now, self.fleet),
-                    settings[replier.id].cold_cap_factor,
-                    day,
+                policy = warmed_policy(
+                    replier, now, self.fleet, settings[replier.id].cold_cap_factor
                 )
                 if self._admitted(policy, usage[replier.id], now, day, midnight, wake, report):
                     due.append(_Due(replier, original, None, None, answered))
@@ -530,7 +525,7 @@ class WarmupSender:
                     row.slot = None  # the plan's slot is free again
                     await self._free_reply(session, send.id)
                     self._backoff[mailbox.id] = now + DEFER_BACKOFF
-                    await _stop_mailbox(session, reaction, mailbox, send, now, self._random)
+                    await stop_mailbox(session, reaction, mailbox, send, now, self._random)
                 else:
                     send.status = SendStatus.FAILED
                     report.failed += 1
