@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from fakes.rows import enroll_leads
 from mailfleet.clock import VirtualClock
 from mailfleet.engine.runtime import Engine
 from mailfleet.limits import FleetPolicy
@@ -15,8 +16,6 @@ from mailfleet.store import (
     CampaignStatus,
     Database,
     Domain,
-    Enrollment,
-    Lead,
     Mailbox,
     Step,
     Workspace,
@@ -149,29 +148,16 @@ async def build_world(
             )
         session.add(campaign)
         await session.flush()
-        for i in range(leads):
-            lead = Lead(
-                workspace_id=ws.id,
-                email=f"lead{i}@prospect.example",
-                email_normalized=f"lead{i}@prospect.example",
-                first_name=f"L{i}",
-                company=f"Co {i}",
-                fields={},
-                created_at=now,
-            )
-            session.add(lead)
-            await session.flush()
-            session.add(
-                Enrollment(
-                    campaign_id=campaign.id,
-                    lead_id=lead.id,
-                    next_step=1,
-                    next_due_at=now,
-                    references=[],
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+        await enroll_leads(
+            session,
+            ws.id,
+            campaign.id,
+            (
+                (f"lead{i}@prospect.example", {"first_name": f"L{i}", "company": f"Co {i}"})
+                for i in range(leads)
+            ),
+            now,
+        )
         campaign_id, ws_id = campaign.id, ws.id
     engine = Engine(
         db,

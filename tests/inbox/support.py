@@ -12,6 +12,7 @@ from datetime import timedelta
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
+from fakes.rows import enroll_leads
 from mailfleet.clock import Clock, VirtualClock, utc
 from mailfleet.engine.inbox import InboxSettings, InboxSync
 from mailfleet.engine.runtime import Engine
@@ -22,8 +23,6 @@ from mailfleet.store import (
     CampaignStatus,
     Database,
     Domain,
-    Enrollment,
-    Lead,
     Mailbox,
     Step,
     Workspace,
@@ -145,29 +144,19 @@ async def build(
             )
         session.add(campaign)
         await session.flush()
-        for i in range(leads):
-            lead = Lead(
-                workspace_id=ws.id,
-                email=f"lead{i}@{PROSPECTS}",
-                email_normalized=f"lead{i}@{PROSPECTS}",
-                first_name=f"L{i}",
-                company=companies[i] if companies else f"Co {i}",
-                fields={},
-                created_at=now,
-            )
-            session.add(lead)
-            await session.flush()
-            session.add(
-                Enrollment(
-                    campaign_id=campaign.id,
-                    lead_id=lead.id,
-                    next_step=1,
-                    next_due_at=now,
-                    references=[],
-                    created_at=now,
-                    updated_at=now,
+        await enroll_leads(
+            session,
+            ws.id,
+            campaign.id,
+            (
+                (
+                    f"lead{i}@{PROSPECTS}",
+                    {"first_name": f"L{i}", "company": companies[i] if companies else f"Co {i}"},
                 )
-            )
+                for i in range(leads)
+            ),
+            now,
+        )
         await session.flush()
         ids = (ws.id, campaign.id, mailbox.id)
     engine = Engine(

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select
 
+from fakes.rows import enroll_leads
 from mailfleet.clock import VirtualClock
 from mailfleet.engine.credentials import CredentialCache
 from mailfleet.engine.warmup import WarmupConfig, WarmupSender
@@ -19,8 +20,6 @@ from mailfleet.store import (
     CampaignStatus,
     Database,
     Domain,
-    Enrollment,
-    Lead,
     Mailbox,
     Step,
     Workspace,
@@ -156,27 +155,8 @@ async def build(
             campaign.steps.append(Step(position=1, subject="Hello", body_text="Hi there"))
             session.add(campaign)
             await session.flush()
-            for i in range(leads):
-                lead = Lead(
-                    workspace_id=ws.id,
-                    email=f"lead{i}@p{i}.prospect.example",
-                    email_normalized=f"lead{i}@p{i}.prospect.example",
-                    fields={},
-                    created_at=now,
-                )
-                session.add(lead)
-                await session.flush()
-                session.add(
-                    Enrollment(
-                        campaign_id=campaign.id,
-                        lead_id=lead.id,
-                        next_step=1,
-                        next_due_at=now,
-                        references=[],
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
+            addresses = (f"lead{i}@p{i}.prospect.example" for i in range(leads))
+            await enroll_leads(session, ws.id, campaign.id, ((a, {}) for a in addresses), now)
     http = httpx.AsyncClient(timeout=30)
     credentials = CredentialCache(box, clock, http)
     pool = SmtpPool(clock)
