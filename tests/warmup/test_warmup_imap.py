@@ -176,10 +176,10 @@ async def test_a_refused_warmup_is_deferred_its_slot_retried_and_the_mailbox_bac
             ).one()
         assert deferred[0].from_address == A and deferred[1].slot is None  # slot freed
         again = await world.sender.tick(clock.now())
-        assert world.ids[A] not in {m for m, _, _ in again.sent}  # backing off
+        assert world.ids[A] not in {s.mailbox_id for s in again.sent}  # backing off
         clock.advance(timedelta(hours=1))
         later = await world.sender.tick(clock.now())
-        assert world.ids[A] in {m for m, _, _ in later.sent}
+        assert world.ids[A] in {s.mailbox_id for s in later.sent}
         async with world.db.session() as session:
             slots = (
                 await session.scalars(

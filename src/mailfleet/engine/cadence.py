@@ -108,9 +108,21 @@ class Cadence:
                 f"mailbox {mailbox_id}: the engine has not loaded it yet "
                 "(await Engine.load_usage() and run a tick first)"
             )
+        return self.usage_for(box, now)
+
+    def usage_for(self, box: Mailbox, now: datetime) -> MailboxUsage:
+        """:meth:`mailbox_usage` of a mailbox row the caller holds (any workspace's).
+
+        The ledger must be loaded (:meth:`load_usage`, or :meth:`sync_usage`).
+        """
         day_start = local_day(now, box.timezone)[1] - timedelta(days=1)
-        counts = self.ledger.usage(mailbox_id, now, day_start)
-        return usage_of(counts, self.ledger.cold_by_recipient_domain(mailbox_id, day_start))
+        counts = self.ledger.usage(box.id, now, day_start)
+        return usage_of(counts, self.ledger.cold_by_recipient_domain(box.id, day_start))
+
+    async def sync_usage(self, now: datetime) -> None:
+        """Bring the usage ledger up to date with the store (loading it the first time)."""
+        async with self.db.session() as session:
+            await self._sync_usage(session, now)
 
     async def _resume_expired(
         self, session: AsyncSession, workspace_ids: set[int], now: datetime

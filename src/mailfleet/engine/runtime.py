@@ -183,7 +183,13 @@ class Engine(Cadence):
         self.warmup: WarmupSender | None = None
         if warmup is not None:
             self.warmup = WarmupSender(
-                db, clock, self.credentials, self.pool, config=warmup, fleet=self._fleet
+                db,
+                clock,
+                self.credentials,
+                self.pool,
+                config=warmup,
+                fleet=self._fleet,
+                usage=self.usage_for,
             )
 
     @property
@@ -264,7 +270,14 @@ class Engine(Cadence):
         2:1 ratio and the per-minute and rolling limits count both kinds.
         """
         now = self.clock.now()
-        warm = await self.warmup.tick(now) if self.warmup is not None else None
+        warm = None
+        if self.warmup is not None:
+            await self.sync_usage(now)  # warmup admits from the ledger, as cold does
+            warm = await self.warmup.tick(now)
+            for sent in warm.sent:
+                self.note_send(
+                    sent.mailbox_id, sent.at, SendKind.WARMUP, sent.recipients, send_id=sent.send_id
+                )
         report = await self._tick_cold(now)
         if warm is not None and self.warmup is not None:
             report.warmup_sent = len(warm.sent)

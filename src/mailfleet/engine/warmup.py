@@ -2,24 +2,33 @@
 
 Contract with :class:`mailfleet.engine.runtime.Engine` (which owns the loop):
 
-- ``report = await warmup_sender.tick(now)`` at the start of every engine tick,
-  then ``engine.note_send(mailbox_id, at, SendKind.WARMUP, recipients)`` for each
-  ``(mailbox_id, at, recipients)`` of ``report.sent`` so the engine's usage
-  ledger counts them;
+- the engine builds the sender with ``usage=`` its ledger's answer (what a mailbox
+  used, from memory); without it the sender counts usage in the store;
+- ``report = await warmup_sender.tick(now)`` at the start of every engine tick, then
+  ``engine.note_send(...)`` for each :class:`WarmupSent` of ``report.sent`` so the
+  engine's usage ledger counts them;
 - ``warmup_sender.next_due(now)`` — when the next warmup send (or reply) is due,
   for the engine's wake-up.
 
-Each tick, per mailbox whose warmup is on and not paused: the day's plan
-(:func:`mailfleet.warmup.plan_day`, its size raised to the warmup ratio × the
-cold planned that day), minus the slots already claimed, gives what is due;
-replies the peers decided on (:mod:`mailfleet.engine.warmup_receiver`) are due
-too. Every send passes :func:`mailfleet.limits.admit` with the mailbox's usage
-and provider limits (``cold=False``), at most one per mailbox per tick (the
-minimum gap would refuse a second), and walks the same durable states as a
-cold send: ``claimed`` (with its Message-ID, committed before any connection) →
-``submitting`` → ``sent`` | ``deferred`` | ``failed`` | ``unknown``. A deferred
-slot is freed and retried; the mailbox backs off or pauses as
-:mod:`mailfleet.engine.reaction` says, exactly as for cold mail.
+Per mailbox whose warmup is on and not paused: the day's plan
+(:func:`mailfleet.warmup.plan_day`, its size raised to the warmup ratio × the cold
+cap that day), minus the slots already claimed, gives what is due; replies the peers
+decided on (:mod:`mailfleet.engine.warmup_receiver`) are due too. Every send passes
+:func:`mailfleet.limits.admit` with the mailbox's usage and provider limits
+(``cold=False``), at most one per mailbox per tick (the minimum gap would refuse a
+second), and walks the same durable states as a cold send: ``claimed`` (with its
+Message-ID, committed before any connection) → ``submitting`` → ``sent`` |
+``deferred`` | ``failed`` | ``unknown``. A deferred slot is freed and retried; the
+mailbox backs off or pauses as :mod:`mailfleet.engine.reaction` says, exactly as
+for cold mail.
+
+What a tick costs: the sender keeps the mailboxes, their settings, each day's plan
+and its claimed slots in memory, and re-reads the rows only when their fingerprint
+(:func:`mailfleet.store.warmup.fingerprint`: counts and revisions) changes. A tick
+looks only at the mailboxes whose next slot, backoff or retry has come, and at the
+replies once one is due; every ``FULL_EVERY`` it looks at all of them again (a cold
+send may have raised a day's target, a campaign may have started). It assumes it is
+the only warmup sender of the store, as the engine is the only cold one.
 
 The cold-cap factors are updated at each tick from the peers' placement
 observations (:func:`mailfleet.warmup.next_cold_cap_factor`); a change is an
@@ -33,9 +42,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,13 +57,11 @@ from mailfleet.engine.compose import Composer
 from mailfleet.engine.credentials import CredentialCache, CredentialError
 from mailfleet.engine.reaction import react
 from mailfleet.engine.refusal import stop_mailbox
-from mailfleet.engine.snapshot import warmed_policy
+from mailfleet.engine.snapshot import usage_of, warmed_policy
 from mailfleet.limits import FleetPolicy, MailboxPolicy, MailboxUsage, admit, cold_cap_for_day
 from mailfleet.planner import local_day
 from mailfleet.providers.outcomes import OutcomeKind, Stage
 from mailfleet.store import (
-    Campaign,
-    CampaignStatus,
     Database,
     Mailbox,
     MailboxStatus,
@@ -78,7 +86,7 @@ from mailfleet.warmup import (
 )
 from mailfleet.warmup.config import WarmupConfig
 
-__all__ = ["WarmupConfig", "WarmupSender", "WarmupTickReport"]
+__all__ = ["UsageSource", "WarmupConfig", "WarmupSender", "WarmupSent", "WarmupTickReport"]
 
 log = logging.getLogger(__name__)
 PLACEMENT_HISTORY = timedelta(days=28)
@@ -90,12 +98,21 @@ raised a day's target, peers may have planned replies."""
 DEFER_BACKOFF = timedelta(minutes=5)
 
 
+class WarmupSent(NamedTuple):
+    """A warmup message the server accepted, counted at its claim time (as the store counts it)."""
+
+    mailbox_id: int
+    at: datetime
+    recipients: int
+    send_id: int
+
+
 @dataclass(slots=True)
 class WarmupTickReport:
-    """What one warmup tick did; ``sent`` is ``(mailbox_id, at, recipients)`` per accepted send."""
+    """What one warmup tick did; ``sent`` lists each accepted send."""
 
     at: datetime
-    sent: list[tuple[int, datetime, int]] = field(default_factory=list)
+    sent: list[WarmupSent] = field(default_factory=list)
     claimed: int = 0
     deferred: int = 0
     failed: int = 0
@@ -103,6 +120,27 @@ class WarmupTickReport:
     held: int = 0  # due but refused by admission this tick
     cap_changes: list[tuple[int, float, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+
+
+UsageSource = Callable[[Mailbox, datetime], MailboxUsage]
+"""What a mailbox has used at an instant; the engine's ledger answers it from memory."""
+
+
+@dataclass(slots=True)
+class _Box:
+    """What the sender keeps about one mailbox between ticks (re-built when rows change)."""
+
+    mailbox: Mailbox
+    settings: WarmupSettings
+    look_at: datetime | None = None  # when its plan next needs a look (None: at the next tick)
+    plan_key: tuple[object, ...] | None = None
+    plan: list[PlannedWarmup] = field(default_factory=list)
+    done_day: date | None = None  # the local day ``done`` holds the claimed slots of
+    done: set[int] = field(default_factory=set)
+    running: bool = False  # warmup not paused and the mailbox active (as of the rows read)
+
+    def __post_init__(self) -> None:
+        self.running = not self.settings.paused and self.mailbox.status == MailboxStatus.ACTIVE
 
 
 @dataclass(slots=True)
@@ -120,6 +158,7 @@ class _Claim:
     mailbox: Mailbox
     recipient: str
     raw: bytes
+    slot: int | None
 
 
 def _peer(box: Mailbox, row: WarmupSettings | None) -> Peer:
@@ -130,20 +169,6 @@ def _peer(box: Mailbox, row: WarmupSettings | None) -> Peer:
         provider=box.provider,
         tenant=box.tenant,
         shared_pool=bool(row.shared_pool) if row is not None else False,
-    )
-
-
-def _usage(counts: repo.UsageCounts) -> MailboxUsage:
-    return MailboxUsage(
-        cold_today=counts.cold_today,
-        messages_last_minute=counts.messages_last_minute,
-        oldest_in_last_minute=counts.oldest_in_last_minute,
-        messages_24h=counts.messages_24h,
-        recipients_24h=counts.recipients_24h,
-        oldest_in_24h=counts.oldest_in_24h,
-        last_send_at=counts.last_send_at,
-        last_send_id=counts.last_send_id,
-        warmup_today=counts.warmup_today,
     )
 
 
@@ -160,6 +185,7 @@ class WarmupSender:
         config: WarmupConfig | None = None,
         fleet: FleetPolicy | None = None,
         rng: random.Random | None = None,
+        usage: UsageSource | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -167,11 +193,19 @@ class WarmupSender:
         self.pool = pool
         self.config = config or WarmupConfig()
         self.fleet = fleet or FleetPolicy()
+        self.usage = usage
         self._random = rng or random.Random(self.config.seed)
         self._wake: datetime | None = None
         self._backoff: dict[int, datetime] = {}
         self._full_at: datetime | None = None  # the last full pass
         self._caps_at: datetime | None = None  # the last cold-cap update
+        self._fingerprint: tuple[int, ...] | None = None
+        self._boxes: dict[int, _Box] = {}
+        self._by_id: dict[int, Mailbox] = {}
+        self._pool: list[Peer] = []
+        self._pool_key = 0
+        self._in_campaign: set[int] = set()
+        self._reply_at: datetime | None = None  # the next reply due (None: read it again)
 
     def next_due(self, now: datetime) -> datetime | None:
         """When a warmup send is next due (``now`` if already), as of the last tick."""
@@ -188,79 +222,44 @@ class WarmupSender:
         """Send the warmup messages due at ``now``; see the module docstring."""
         report = WarmupTickReport(at=now)
         last = self._full_at
-        if (
-            last is not None
-            and last <= now < last + FULL_EVERY
-            and (self._wake is None or now < self._wake)
-        ):
-            return report  # nothing due since the last full pass
-        self._full_at = now
-        wake: list[datetime] = []
+        full = last is None or not last <= now < last + FULL_EVERY
+        if not full and (self._wake is None or now < self._wake):
+            return report  # nothing due since the last pass
         async with self.db.session() as session:
-            boxes = list((await session.scalars(select(Mailbox).order_by(Mailbox.id))).all())
-            enabled = [b for b in boxes if b.warmup_enabled is not False]
-            if not enabled:
+            if await self._refresh(session, now):
+                full = True  # a mailbox or its settings changed: look at every one again
+            if not self._boxes:
                 self._wake = None
                 return report
-            settings = await wstore.settings_of(session, enabled, now)
             caps_at = self._caps_at
             if caps_at is None or not caps_at <= now < caps_at + CAP_EVERY:
-                await self._update_caps(session, enabled, settings, now, report)
+                await self._update_caps(session, now, report)
                 self._caps_at = now
-            running = [b for b in enabled if not settings[b.id].paused]
-            # A peer must be able to act on what it receives: read over IMAP, still connected.
-            pool = [
-                _peer(b, settings[b.id])
-                for b in running
-                if b.imap_host and b.status != MailboxStatus.DISCONNECTED
+            if full:
+                self._full_at = now
+                await self._read_campaigns(session)
+                self._reply_at = None
+                for entry in self._boxes.values():
+                    entry.look_at = None
+            looked = [
+                e
+                for e in self._boxes.values()
+                if e.running and (e.look_at is None or e.look_at <= now)
             ]
-            by_id = {b.id: b for b in boxes}
-            campaigns = await repo.active_campaigns(session)
-            usage = await repo.usage_by_mailbox(session, running, now)
+            await self._read_done(session, looked, now)
+            usage = await self._usage_of(session, [e.mailbox for e in looked], now)
             due: list[_Due] = []
             busy: set[int] = set()
-            done_by_box = await wstore.done_slots_of(
-                session, {b.id: local_day(now, b.timezone)[0] for b in running}
-            )
-            for box in running:
-                if not self._may_send(box, now, wake):
-                    continue
-                row = settings[box.id]
-                day, midnight = local_day(now, box.timezone)
-                policy = warmed_policy(box, now, self.fleet, row.cold_cap_factor)
-                plan = self._plan(box, row, pool, policy, campaigns, usage[box.id], day)
-                done = done_by_box.get(box.id, set())
-                pending = [p for p in plan if p.slot not in done]
-                later = [p.at for p in pending if p.at > now]
-                wake.append(min(later) if later else midnight)
-                ready = [p for p in pending if p.at <= now]
-                if not ready or len(due) >= self.config.max_per_tick:
-                    continue
-                if self._admitted(policy, usage[box.id], now, day, midnight, wake, report):
-                    due.append(_Due(box, by_id[ready[0].peer_id], ready[0], day))
-                    busy.add(box.id)
-                    if len(ready) > 1:  # a backlog: the next one once the gap has passed
-                        wake.append(now + policy.min_gap)
-            running_ids = {b.id for b in running}
-            for answered in await wstore.due_replies(session, now, self.config.max_per_tick):
-                replier = by_id.get(answered.peer_mailbox_id)
-                original = by_id.get(answered.sender_mailbox_id)
-                if replier is None or original is None or replier.id not in running_ids:
-                    continue
-                if replier.id in busy or not self._may_send(replier, now, wake):
-                    wake.append(now + timedelta(minutes=1))
-                    continue
-                day, midnight = local_day(now, replier.timezone)
-                policy = warmed_policy(
-                    replier, now, self.fleet, settings[replier.id].cold_cap_factor
-                )
-                if self._admitted(policy, usage[replier.id], now, day, midnight, wake, report):
-                    due.append(_Due(replier, original, None, None, answered))
-                    busy.add(replier.id)
-            upcoming = await wstore.next_reply_due(session, now)
-            if upcoming is not None:
-                wake.append(upcoming)
+            for entry in looked:
+                entry.look_at = self._look(entry, now, usage[entry.mailbox.id], due, report)
+                if due and due[-1].sender is entry.mailbox:
+                    busy.add(entry.mailbox.id)
+            if self._reply_at is None or self._reply_at <= now:
+                await self._replies(session, now, busy, due, report)
             claims = [await self._claim(session, item, now) for item in due]
+        wake = [e.look_at for e in self._boxes.values() if e.running and e.look_at is not None]
+        if self._reply_at is not None:
+            wake.append(self._reply_at)
         self._wake = min(wake, default=None)
         report.claimed = len(claims)
         if not claims:
@@ -269,88 +268,190 @@ class WarmupSender:
         await self._record(list(zip(claims, results, strict=True)), now, report)
         return report
 
-    def _may_send(self, box: Mailbox, now: datetime, wake: list[datetime]) -> bool:
-        if box.status != MailboxStatus.ACTIVE:
+    async def _refresh(self, session: AsyncSession, now: datetime) -> bool:
+        """Re-read the mailboxes and their settings if any row changed; True when they did."""
+        found = await wstore.fingerprint(session)
+        if found == self._fingerprint:
             return False
-        for until in (box.paused_until, self._backoff.get(box.id)):
-            if until is not None and until > now:
-                wake.append(until)
-                return False
+        boxes = list((await session.scalars(select(Mailbox).order_by(Mailbox.id))).all())
+        enabled = [b for b in boxes if b.warmup_enabled is not False]
+        settings = await wstore.settings_of(session, enabled, now)  # creates what is missing
+        before = self._boxes
+        self._boxes = {}
+        for box in enabled:
+            entry = _Box(box, settings[box.id])
+            kept = before.get(box.id)
+            if kept is not None:  # the claimed slots and the plan stay true
+                entry.done_day, entry.done = kept.done_day, kept.done
+                entry.plan_key, entry.plan = kept.plan_key, kept.plan
+            self._boxes[box.id] = entry
+        self._by_id = {b.id: b for b in boxes}
+        # A peer must be able to act on what it receives: read over IMAP, still connected.
+        self._pool = [
+            _peer(e.mailbox, e.settings)
+            for e in self._boxes.values()
+            if not e.settings.paused
+            and e.mailbox.status != MailboxStatus.DISCONNECTED
+            and e.mailbox.imap_host
+        ]
+        self._pool_key = hash(tuple(self._pool))
+        self._fingerprint = await wstore.fingerprint(session)
         return True
 
-    def _plan(
-        self,
-        box: Mailbox,
-        row: WarmupSettings,
-        pool: list[Peer],
-        policy: MailboxPolicy,
-        campaigns: Sequence[Campaign],
-        counts: repo.UsageCounts,
-        day: date,
-    ) -> list[PlannedWarmup]:
-        in_campaign = any(
-            c.workspace_id == box.workspace_id
-            and selects_mailbox(
-                c.mailbox_tags or [],
-                list((c.settings or {}).get("mailboxes") or []),
-                box.address,
-                box.tags or [],
+    async def _read_campaigns(self, session: AsyncSession) -> None:
+        """Which mailboxes a running campaign sends from (their warmup keeps up with cold)."""
+        campaigns = await repo.active_campaigns(session)
+        self._in_campaign = {
+            entry.mailbox.id
+            for entry in self._boxes.values()
+            if any(
+                c.workspace_id == entry.mailbox.workspace_id
+                and selects_mailbox(
+                    c.mailbox_tags or [],
+                    list((c.settings or {}).get("mailboxes") or []),
+                    entry.mailbox.address,
+                    entry.mailbox.tags or [],
+                )
+                for c in campaigns
             )
-            for c in campaigns
-            if c.status == CampaignStatus.ACTIVE
-        )
-        cold = max(counts.cold_today, cold_cap_for_day(policy, day) if in_campaign else 0)
+        }
+
+    async def _read_done(self, session: AsyncSession, looked: list[_Box], now: datetime) -> None:
+        """Load the claimed slots of the mailboxes whose local day is not the one held."""
+        days: dict[int, date] = {}
+        for entry in looked:
+            day = local_day(now, entry.mailbox.timezone)[0]
+            if entry.done_day != day:
+                days[entry.mailbox.id] = day
+        if not days:
+            return
+        found = await wstore.done_slots_of(session, days)
+        for mailbox_id, day in days.items():
+            entry = self._boxes[mailbox_id]
+            entry.done_day, entry.done = day, found.get(mailbox_id, set())
+
+    async def _usage_of(
+        self, session: AsyncSession, boxes: list[Mailbox], now: datetime
+    ) -> dict[int, MailboxUsage]:
+        if self.usage is not None:
+            return {box.id: self.usage(box, now) for box in boxes}
+        counts = await repo.usage_by_mailbox(session, boxes, now)
+        return {box.id: usage_of(counts[box.id], {}) for box in boxes}
+
+    def _look(
+        self,
+        entry: _Box,
+        now: datetime,
+        usage: MailboxUsage,
+        due: list[_Due],
+        report: WarmupTickReport,
+    ) -> datetime | None:
+        """Queue the mailbox's send if one is due and admitted; return when to look again."""
+        box = entry.mailbox
+        for until in (box.paused_until, self._backoff.get(box.id)):
+            if until is not None and until > now:
+                return until
+        day, midnight = local_day(now, box.timezone)
+        policy = warmed_policy(box, now, self.fleet, entry.settings.cold_cap_factor)
+        pending = [p for p in self._plan(entry, policy, usage, day) if p.slot not in entry.done]
+        later = min((p.at for p in pending if p.at > now), default=midnight)
+        ready = [p for p in pending if p.at <= now]
+        if not ready:
+            return later
+        if len(due) >= self.config.max_per_tick:
+            return now  # the tick is full: the next one
+        answer = admit(policy, usage, now, local_day=day, next_local_midnight=midnight, cold=False)
+        if not answer.ok:
+            report.held += 1
+            return min(later, answer.retry_at) if answer.retry_at is not None else later
+        first = ready[0]
+        due.append(_Due(box, self._by_id[first.peer_id], first, day))
+        entry.done.add(first.slot)
+        if len(ready) > 1:  # a backlog: the next one once the gap has passed
+            return min(later, now + policy.min_gap)
+        return later
+
+    def _plan(
+        self, entry: _Box, policy: MailboxPolicy, usage: MailboxUsage, day: date
+    ) -> list[PlannedWarmup]:
+        """The mailbox's plan for ``day``, re-made only when its size or the pool changes."""
+        box, row = entry.mailbox, entry.settings
+        cap = cold_cap_for_day(policy, day) if box.id in self._in_campaign else 0
         ramp = wstore.ramp_of(row, self.config.ramp)
         target = daily_target(
             ramp,
             row.started_on,
             day,
-            cold=cold,
+            cold=max(usage.cold_today, cap),
             ratio=policy.warmup_ratio,
             seed=(self.config.seed, box.id),
         )
-        me = next((p for p in pool if p.mailbox_id == box.id), None)
-        me = me or _peer(box, row)
-        return plan_day(me, pool, day, box.timezone, target, ramp, seed=self.config.seed)
+        key = (day, target, self._pool_key, ramp, box.timezone)
+        if entry.plan_key != key:
+            me = next((p for p in self._pool if p.mailbox_id == box.id), None)
+            me = me or _peer(box, row)
+            entry.plan = plan_day(
+                me, self._pool, day, box.timezone, target, ramp, seed=self.config.seed
+            )
+            entry.plan_key = key
+        return entry.plan
 
-    def _admitted(
-        self,
-        policy: MailboxPolicy,
-        counts: repo.UsageCounts,
-        now: datetime,
-        day: date,
-        midnight: datetime,
-        wake: list[datetime],
-        report: WarmupTickReport,
-    ) -> bool:
-        answer = admit(
-            policy, _usage(counts), now, local_day=day, next_local_midnight=midnight, cold=False
-        )
-        if not answer.ok:
-            report.held += 1
-            if answer.retry_at is not None:
-                wake.append(answer.retry_at)
-        return answer.ok
-
-    async def _update_caps(
+    async def _replies(
         self,
         session: AsyncSession,
-        boxes: list[Mailbox],
-        settings: dict[int, WarmupSettings],
         now: datetime,
+        busy: set[int],
+        due: list[_Due],
         report: WarmupTickReport,
     ) -> None:
-        seen = await wstore.observations(session, [b.id for b in boxes], now - PLACEMENT_HISTORY)
-        for box in boxes:
-            row = settings[box.id]
+        """Queue the replies the peers decided on that are due; note when the next one is."""
+        retry: datetime | None = None
+        for answered in await wstore.due_replies(session, now, self.config.max_per_tick):
+            entry = self._boxes.get(answered.peer_mailbox_id)
+            original = self._by_id.get(answered.sender_mailbox_id)
+            if entry is None or original is None or not entry.running:
+                continue
+            replier = entry.mailbox
+            held = [u for u in (replier.paused_until, self._backoff.get(replier.id)) if u]
+            if replier.id in busy or any(u > now for u in held):
+                retry = now + timedelta(minutes=1)
+                continue
+            usage = (await self._usage_of(session, [replier], now))[replier.id]
+            day, midnight = local_day(now, replier.timezone)
+            policy = warmed_policy(replier, now, self.fleet, entry.settings.cold_cap_factor)
+            answer = admit(
+                policy, usage, now, local_day=day, next_local_midnight=midnight, cold=False
+            )
+            if not answer.ok:
+                report.held += 1
+                later = answer.retry_at or now + timedelta(minutes=1)
+                retry = later if retry is None else min(retry, later)
+                continue
+            due.append(_Due(replier, original, None, None, answered))
+            busy.add(replier.id)
+        upcoming = await wstore.next_reply_due(session, now)
+        self._reply_at = min((t for t in (upcoming, retry) if t is not None), default=None)
+
+    async def _update_caps(
+        self, session: AsyncSession, now: datetime, report: WarmupTickReport
+    ) -> None:
+        """Cut or restore each mailbox's cold cap from what its peers saw (an event each)."""
+        ids = list(self._boxes)
+        seen = await wstore.observations(session, ids, now - PLACEMENT_HISTORY)
+        for mailbox_id in ids:
+            box, row = self._boxes[mailbox_id].mailbox, self._boxes[mailbox_id].settings
             change = next_cold_cap_factor(
                 row.cold_cap_factor, row.cap_changed_at, seen.get(box.id, []), now, self.config.caps
             )
             if not change.changed:
                 continue
-            row.cold_cap_factor = change.factor
+            await session.execute(
+                update(WarmupSettings)
+                .where(WarmupSettings.mailbox_id == box.id)
+                .values(cold_cap_factor=change.factor, cap_changed_at=now, updated_at=now)
+            )
+            row.cold_cap_factor = change.factor  # the kept copy; the next tick re-reads the rows
             row.cap_changed_at = now
-            row.updated_at = now
             report.cap_changes.append((box.id, change.factor, change.reason))
             repo.add_event(
                 session,
@@ -461,7 +562,8 @@ class WarmupSender:
         if item.answering is not None:
             item.answering.reply_send_id = send.id
         await session.flush()
-        return _Claim(send.id, sender, peer.address, raw)
+        slot = item.planned.slot if item.planned is not None else None
+        return _Claim(send.id, sender, peer.address, raw, slot)
 
     async def _deliver(self, claim: _Claim) -> SubmitResult:
         """Commit ``submitting``, then submit on the mailbox's pooled session."""
@@ -487,15 +589,13 @@ class WarmupSender:
     ) -> None:
         """Store each outcome; a deferred one frees its slot (or its reply) for a later tick."""
         now = self.clock.now()
+        ids = [claim.send_id for claim, _ in outcomes]
         async with self.db.session() as session:
+            sends = {s.id: s for s in (await session.scalars(select(Send).where(Send.id.in_(ids))))}
             for claim, result in outcomes:
-                send = await session.get(Send, claim.send_id)
-                mailbox = await session.get(Mailbox, claim.mailbox.id)
-                row = await session.scalar(
-                    select(WarmupMessage).where(WarmupMessage.send_id == claim.send_id)
-                )
-                assert send is not None and mailbox is not None and row is not None
-                reaction = react(result, mailbox.provider, mailbox.address)
+                send = sends[claim.send_id]
+                provider, address = claim.mailbox.provider, claim.mailbox.address
+                reaction = react(result, provider, address)
                 send.finished_at = now
                 send.reply_code = result.code
                 send.reply_text = result.text[:2000]
@@ -503,9 +603,13 @@ class WarmupSender:
                 send.outcome = reaction.outcome.kind.value
                 if result.delivery is Delivery.ACCEPTED:
                     send.status = SendStatus.SENT
-                    mailbox.failure_streak = 0
-                    # Counted at its claim time, as the store's usage counts it.
-                    report.sent.append((mailbox.id, claimed_at, send.recipients))
+                    if claim.mailbox.failure_streak:
+                        mailbox = await session.get(Mailbox, claim.mailbox.id)
+                        assert mailbox is not None
+                        mailbox.failure_streak = 0
+                    report.sent.append(
+                        WarmupSent(claim.mailbox.id, claimed_at, send.recipients, send.id)
+                    )
                     continue
                 if (
                     result.delivery is Delivery.UNKNOWN
@@ -515,14 +619,21 @@ class WarmupSender:
                     send.error = "the server may have accepted it (connection lost or unreadable)"
                     report.unknown += 1
                     continue
+                mailbox = await session.get(Mailbox, claim.mailbox.id)
+                assert mailbox is not None
                 send.error = reaction.message
-                report.errors.append(
-                    f"warmup {mailbox.address} -> {send.to_address}: {reaction.message}"
-                )
+                report.errors.append(f"warmup {address} -> {send.to_address}: {reaction.message}")
                 if reaction.deferred:
                     send.status = SendStatus.DEFERRED
                     report.deferred += 1
-                    row.slot = None  # the plan's slot is free again
+                    await session.execute(
+                        update(WarmupMessage)
+                        .where(WarmupMessage.send_id == send.id)
+                        .values(slot=None)  # the plan's slot is free again
+                    )
+                    entry = self._boxes.get(mailbox.id)
+                    if entry is not None and claim.slot is not None:
+                        entry.done.discard(claim.slot)
                     await self._free_reply(session, send.id)
                     self._backoff[mailbox.id] = now + DEFER_BACKOFF
                     await stop_mailbox(session, reaction, mailbox, send, now, self._random)

@@ -133,6 +133,9 @@ class WarmupReceiver:
         self.credentials = credentials
         self.config = config or WarmupConfig()
         self._semaphore = asyncio.Semaphore(concurrency)
+        # The IMAP work of many mailboxes overlaps; their writes to the store take turns
+        # (SQLite has one writer: overlapping write transactions would wait on its lock).
+        self._writes = asyncio.Lock()
         self._timeout = timeout
         self._cleaned_on: dict[int, date] = {}
         self._sessions: dict[int, tuple[ImapClient, list[Folder]]] = {}
@@ -302,36 +305,47 @@ class WarmupReceiver:
         placement = Placement.JUNK if role is FolderRole.JUNK else Placement.INBOX
         seen: list[int] = []
         flag: list[int] = []
-        async with self.db.session() as session:
-            for message, token in marked:
-                row = expected.pop(token, None) if token else None
-                if row is None:
-                    continue
-                live = await session.get(WarmupMessage, row.id)
-                thread = await session.get(WarmupThread, row.thread_id)
-                if live is None or live.placement is not None:
-                    continue
-                action = decide_receipt(
-                    live.message_id,
-                    placement,
-                    now,
-                    thread_messages=thread.messages if thread is not None else 1,
-                    policy=self.config.receiver,
-                    seed=self.config.seed,
+        found = [(m, expected.pop(t)) for m, t in marked if t is not None and t in expected]
+        if found:
+            async with self._writes, self.db.session() as session:
+                ids = [row.id for _, row in found]
+                live_rows = {
+                    r.id: r
+                    for r in await session.scalars(
+                        select(WarmupMessage).where(WarmupMessage.id.in_(ids))
+                    )
+                }
+                threads = await session.execute(
+                    select(WarmupThread.id, WarmupThread.messages).where(
+                        WarmupThread.id.in_({row.thread_id for _, row in found})
+                    )
                 )
-                live.placement = placement.value
-                live.observed_at = now
-                live.flagged = action.flag
-                live.reply_due_at = action.reply_at
-                report.found += 1
-                report.junk += placement is Placement.JUNK
-                report.inbox += placement is Placement.INBOX
-                report.replies_planned += action.reply_at is not None
-                if action.mark_read and "\\Seen" not in message.flags:
-                    seen.append(message.uid)
-                if action.flag:
-                    flag.append(message.uid)
-                    report.flagged += 1
+                lengths = {int(i): int(n) for i, n in threads.all()}
+                for message, row in found:
+                    live = live_rows.get(row.id)
+                    if live is None or live.placement is not None:
+                        continue
+                    action = decide_receipt(
+                        live.message_id,
+                        placement,
+                        now,
+                        thread_messages=lengths.get(row.thread_id, 1),
+                        policy=self.config.receiver,
+                        seed=self.config.seed,
+                    )
+                    live.placement = placement.value
+                    live.observed_at = now
+                    live.flagged = action.flag
+                    live.reply_due_at = action.reply_at
+                    report.found += 1
+                    report.junk += placement is Placement.JUNK
+                    report.inbox += placement is Placement.INBOX
+                    report.replies_planned += action.reply_at is not None
+                    if action.mark_read and "\\Seen" not in message.flags:
+                        seen.append(message.uid)
+                    if action.flag:
+                        flag.append(message.uid)
+                        report.flagged += 1
         if seen:
             await client.uid_store(seen, ["\\Seen"])
         if flag:
@@ -370,7 +384,7 @@ class WarmupReceiver:
             if old:
                 await client.uid_move(old, target)
                 report.cleaned += len(old)
-        async with self.db.session() as session:
+        async with self._writes, self.db.session() as session:
             for thread in stale:
                 live = await session.get(WarmupThread, thread.id)
                 if live is not None and live.opener_mailbox_id == box.id:

@@ -486,6 +486,12 @@ class WarmupSettings(Base):
     cold_cap_factor: Mapped[float] = mapped_column(Float, default=1.0)
     cap_changed_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+    # Bumped in SQL by every update of the row: the warmup sender keeps the settings in
+    # memory and re-reads them when (count, sum of revisions) changes.
+    revision: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0", onupdate=literal_column("revision + 1")
+    )
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 - read revision back, never lazily
 
 
 class WarmupThread(Base):
@@ -519,7 +525,9 @@ class WarmupMessage(Base):
     __table_args__ = (
         Index("ix_warmup_message_sender_time", "sender_mailbox_id", "planned_at"),
         Index("ix_warmup_message_peer", "peer_mailbox_id", "placement"),
-        Index("ix_warmup_message_reply_due", "reply_due_at"),
+        # The replies still to send, by due time: ``reply_send_id IS NULL`` comes first so
+        # the replies already sent are never scanned.
+        Index("ix_warmup_message_reply_due", "reply_send_id", "reply_due_at"),
         # A slot of a mailbox's daily plan is sent at most once.
         UniqueConstraint("sender_mailbox_id", "plan_day", "slot", name="uq_warmup_message_slot"),
     )

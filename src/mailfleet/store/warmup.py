@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailfleet.store.models import (
@@ -81,6 +81,18 @@ async def settings_of(
             found[box.id] = row
     await session.flush()
     return found
+
+
+async def fingerprint(session: AsyncSession) -> tuple[int, ...]:
+    """(count, max id, sum of revisions) of every mailbox, then (count, sum of revisions)
+    of every warmup settings row: changes on any write to either, in one query."""
+    boxes = select(
+        func.count(), func.coalesce(func.max(Mailbox.id), 0), func.sum(Mailbox.revision)
+    ).subquery()
+    settings = select(func.count(), func.sum(WarmupSettings.revision)).subquery()
+    both = boxes.join(settings, true())  # one row each: no condition to join on
+    row = (await session.execute(select(boxes, settings).select_from(both))).one()
+    return tuple(int(value or 0) for value in row)
 
 
 def ramp_of(row: WarmupSettings, default: RampSettings) -> RampSettings:
