@@ -122,3 +122,16 @@ def test_status_shows_ramp_day_targets_placement_health_and_the_cold_cap(home: P
     assert items["b@other.example"]["inbox_7d"] is None
     table = run("warmup", "status")
     assert table.exit_code == 0 and "75%" in table.output and "50%" in table.output
+    add_mailbox("c@brand.example")  # a second mailbox on the domain, nothing seen from it yet
+    domains = {
+        d["domain"]: d for d in json.loads(run("warmup", "status", "--json", "--by-domain").output)
+    }
+    brand = domains["brand.example"]
+    assert brand["mailboxes"] == 2 and brand["sent_28d"] == 4
+    assert brand["inbox_7d"] == 0.75 and brand["junk_28d"] == 0.25 and brand["health"] is not None
+    assert (
+        domains["other.example"]["inbox_7d"] is None and domains["other.example"]["health"] is None
+    )
+    by_domain = run("warmup", "status", "--by-domain")
+    assert by_domain.exit_code == 0 and "brand" in by_domain.output
+    assert "75%" in by_domain.output

@@ -77,6 +77,17 @@ def test_placement_is_reported_per_mailbox(report: dict[str, Any]) -> None:
     for address, row in boxes.items():
         assert row["sent_28d"] > 0, address
         assert row["inbox_share_28d"] is not None, address
+    domains = warmup["domains"]
+    assert set(domains) == {address.rpartition("@")[2] for address in boxes}
+    for domain, row in domains.items():
+        members = [a for a in boxes if a.endswith("@" + domain)]
+        assert row["mailboxes"] == len(members), domain
+        assert row["sent_28d"] == sum(boxes[a]["sent_28d"] for a in members), domain
+        assert 0 <= row["inbox_share_28d"] <= 1 and row["bounce_rate_28d"] is not None, domain
+    # The domain the peers junked on day 2 shows it over 28 days; the others do not.
+    junked = senders(scenario())[0].domain
+    assert domains[junked]["junk_share_28d"] > 0
+    assert all(row["junk_share_28d"] == 0 for d, row in domains.items() if d != junked)
 
 
 def test_junk_on_day_2_cuts_the_domain_cold_cap_within_a_day_then_it_is_restored(

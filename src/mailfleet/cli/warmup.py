@@ -14,7 +14,7 @@ days, health and the cold-cap factor.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import typer
@@ -32,6 +32,7 @@ from mailfleet.store import repository as repo
 from mailfleet.store import warmup as wstore
 from mailfleet.store.models import WarmupSettings
 from mailfleet.warmup import (
+    Observation,
     RampSettings,
     daily_target,
     health_score,
@@ -206,12 +207,45 @@ def _share(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
+def _by_domain(
+    boxes: list[Mailbox], seen: dict[int, list[Observation]], now: datetime
+) -> list[dict[str, Any]]:
+    """Placement per sending domain: its mailboxes' observations together."""
+    groups: dict[str, list[Mailbox]] = {}
+    for box in boxes:
+        groups.setdefault(box.address.rpartition("@")[2].lower(), []).append(box)
+    rows = []
+    for domain, members in sorted(groups.items()):
+        observed = [o for m in members for o in seen.get(m.id, [])]
+        week = placement_stats(observed, now, timedelta(days=7))
+        month = placement_stats(observed, now, timedelta(days=28))
+        rows.append(
+            {
+                "domain": domain,
+                "mailboxes": len(members),
+                "sent_28d": month.sent,
+                "inbox_7d": week.inbox_share,
+                "inbox_28d": month.inbox_share,
+                "junk_7d": week.junk_share,
+                "junk_28d": month.junk_share,
+                "reply_rate_28d": month.reply_rate,
+                "bounce_rate_28d": month.bounce_rate,
+                "health": health_score(week),
+            }
+        )
+    return rows
+
+
 @warmup_app.command("status")
 def warmup_status(
     workspace_slug: WorkspaceOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    by_domain: Annotated[
+        bool, typer.Option("--by-domain", help="One row per sending domain instead.")
+    ] = False,
 ) -> None:
-    """Per mailbox: ramp day, today's warmup and cold against targets, placement, health, cap."""
+    """Per mailbox (or domain): ramp day, today's warmup and cold against targets, placement
+    the peers saw over 7 and 28 days, reply and bounce rates, health, the cold-cap factor."""
 
     async def run(db: Database) -> list[dict[str, Any]]:
         now = SystemClock().now()
@@ -227,6 +261,8 @@ def warmup_status(
             seen = await wstore.observations(
                 session, [b.id for b in boxes], now - timedelta(days=28)
             )
+        if by_domain:
+            return _by_domain(boxes, seen, now)
         items = []
         for m in boxes:
             row = rows[m.id]
@@ -272,6 +308,25 @@ def warmup_status(
     items = with_db(run)
     if as_json:
         print(json.dumps(items, indent=2))
+        return
+    if by_domain:
+        table = Table(title="Warmup by sending domain")
+        for column in ("domain", "mailboxes", "sent 28d", "inbox 7d", "inbox 28d", "replies"):
+            table.add_column(column)
+        table.add_column("bounces")
+        table.add_column("health")
+        for item in items:
+            table.add_row(
+                item["domain"],
+                str(item["mailboxes"]),
+                str(item["sent_28d"]),
+                _share(item["inbox_7d"]),
+                _share(item["inbox_28d"]),
+                _share(item["reply_rate_28d"]),
+                _share(item["bounce_rate_28d"]),
+                "-" if item["health"] is None else str(item["health"]),
+            )
+        console.print(table)
         return
     table = Table(title="Warmup")
     columns = (

@@ -21,7 +21,7 @@ from mailfleet.engine.ledger import HORIZON, LedgerSend, UsageLedger
 from mailfleet.engine.refusal import resume_expired
 from mailfleet.engine.snapshot import FleetCache, usage_of
 from mailfleet.limits import MailboxUsage
-from mailfleet.planner import SendingWindow, local_day
+from mailfleet.planner import HELD, SendingWindow, local_day
 from mailfleet.store import Campaign, Database, Mailbox, Send, SendKind, SendStatus
 from mailfleet.store import repository as repo
 from mailfleet.store import warmup as warmup_store
@@ -93,7 +93,15 @@ class Cadence:
             )
         )
         if kind != SendKind.COLD:
-            self._ready.pop(mailbox_id, None)  # warmup may be what the mailbox waited for
+            self._warmed(mailbox_id)
+
+    def _warmed(self, mailbox_id: int) -> None:
+        """A warmup send of ``mailbox_id`` was counted: if the mailbox waited for warmup
+        (its ratio), the planner may admit it again. A wait with a known end (gap, pace,
+        a full day) is left alone: more usage can only make it longer, and the planner
+        looks again when it ends."""
+        if self._ready.get(mailbox_id) == HELD:
+            del self._ready[mailbox_id]
 
     def mailbox_usage(self, mailbox_id: int, now: datetime) -> MailboxUsage:
         """What ``mailbox_id`` has used at ``now`` (rolling counts, per minute, today, gap).
@@ -192,7 +200,7 @@ class Cadence:
                 )
             )
             if row[3] != SendKind.COLD:
-                self._ready.pop(int(row[1]), None)
+                self._warmed(int(row[1]))
 
     def _ready_mailboxes(self, now: datetime) -> list[int]:
         """Mailboxes the planner may consider now (the others said when to ask again)."""

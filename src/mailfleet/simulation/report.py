@@ -199,7 +199,8 @@ async def build_report(
 
 
 async def _warmup_side(sim: Simulation, db: Database, world: World) -> dict[str, Any]:
-    """Per mailbox: warmup sent, inbox placement the peers saw (7 and 28 days), the cold cap."""
+    """Per mailbox and per sending domain: warmup sent, inbox placement the peers saw (7 and
+    28 days), reply (and, per domain, bounce) rates; each mailbox's cold cap and its changes."""
     if sim.warmup_config is None:
         return {"enabled": False}
     now = sim.clock.now()
@@ -228,9 +229,25 @@ async def _warmup_side(sim: Simulation, db: Database, world: World) -> dict[str,
             "reply_rate_28d": _share(month.reply_rate),
             "cold_cap_factor": factors.get(mailbox_id, 1.0),
         }
+    domains: dict[str, Any] = {}
+    for domain in sorted({address.rpartition("@")[2] for address in ids}):
+        members = [i for address, i in ids.items() if address.rpartition("@")[2] == domain]
+        observed = [o for i in members for o in seen.get(i, [])]
+        week = placement_stats(observed, now, timedelta(days=7))
+        month = placement_stats(observed, now, timedelta(days=28))
+        domains[domain] = {
+            "mailboxes": len(members),
+            "sent_28d": month.sent,
+            "inbox_share_7d": _share(week.inbox_share),
+            "inbox_share_28d": _share(month.inbox_share),
+            "junk_share_28d": _share(month.junk_share),
+            "reply_rate_28d": _share(month.reply_rate),
+            "bounce_rate_28d": _share(month.bounce_rate),
+        }
     return {
         "enabled": True,
         "mailboxes": mailboxes,
+        "domains": domains,
         "cold_cap_changes": [
             {"mailbox": by_id.get(int(mid or 0), ""), "at": at.isoformat(), "reason": message}
             for mid, at, message in changes
