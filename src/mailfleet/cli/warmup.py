@@ -207,6 +207,22 @@ def _share(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
+def _placement(observed: list[Observation], now: datetime) -> dict[str, Any]:
+    """What the peers saw over 7 and 28 days, and the health score of the week."""
+    week = placement_stats(observed, now, timedelta(days=7))
+    month = placement_stats(observed, now, timedelta(days=28))
+    return {
+        "sent_28d": month.sent,
+        "inbox_7d": week.inbox_share,
+        "inbox_28d": month.inbox_share,
+        "junk_7d": week.junk_share,
+        "junk_28d": month.junk_share,
+        "reply_rate_28d": month.reply_rate,
+        "bounce_rate_28d": month.bounce_rate,
+        "health": health_score(week),
+    }
+
+
 def _by_domain(
     boxes: list[Mailbox], seen: dict[int, list[Observation]], now: datetime
 ) -> list[dict[str, Any]]:
@@ -217,22 +233,7 @@ def _by_domain(
     rows = []
     for domain, members in sorted(groups.items()):
         observed = [o for m in members for o in seen.get(m.id, [])]
-        week = placement_stats(observed, now, timedelta(days=7))
-        month = placement_stats(observed, now, timedelta(days=28))
-        rows.append(
-            {
-                "domain": domain,
-                "mailboxes": len(members),
-                "sent_28d": month.sent,
-                "inbox_7d": week.inbox_share,
-                "inbox_28d": month.inbox_share,
-                "junk_7d": week.junk_share,
-                "junk_28d": month.junk_share,
-                "reply_rate_28d": month.reply_rate,
-                "bounce_rate_28d": month.bounce_rate,
-                "health": health_score(week),
-            }
-        )
+        rows.append({"domain": domain, "mailboxes": len(members), **_placement(observed, now)})
     return rows
 
 
@@ -270,8 +271,6 @@ def warmup_status(
             policy = warmed_policy(m, now, factor=row.cold_cap_factor)
             cold_target = cold_cap_for_day(policy, day)
             ramp = wstore.ramp_of(row, RampSettings())
-            week = placement_stats(seen.get(m.id, []), now, timedelta(days=7))
-            month = placement_stats(seen.get(m.id, []), now, timedelta(days=28))
             enabled = m.warmup_enabled is not False
             items.append(
                 {
@@ -293,13 +292,7 @@ def warmup_status(
                     else 0,
                     "cold_today": usage[m.id].cold_today,
                     "cold_target": cold_target,
-                    "inbox_7d": week.inbox_share,
-                    "inbox_28d": month.inbox_share,
-                    "junk_7d": week.junk_share,
-                    "junk_28d": month.junk_share,
-                    "reply_rate_28d": month.reply_rate,
-                    "bounce_rate_28d": month.bounce_rate,
-                    "health": health_score(week),
+                    **_placement(seen.get(m.id, []), now),
                     "cold_cap_factor": row.cold_cap_factor,
                 }
             )
