@@ -221,6 +221,48 @@ async def test_paused_warmup_sends_nothing_and_next_due_points_at_the_next_slot(
         await world.close()
 
 
+async def _warmup_from(world: WarmupWorld, address: str) -> int:
+    async with world.db.session() as session:
+        found = await session.scalars(
+            select(Send.id).where(Send.kind == "warmup", Send.from_address == address)
+        )
+        return len(found.all())
+
+
+async def test_a_pause_and_a_ramp_change_made_elsewhere_are_seen_at_the_next_tick(
+    tmp_path: Path, clock: VirtualClock, sandbox: Sandbox
+) -> None:
+    """The sender keeps settings and day plans in memory; a write by another process
+    (``mailfleet warmup pause``, ``set``) must still take effect before the next send."""
+    from mailfleet.store.models import WarmupSettings
+
+    world = await build(tmp_path, clock, sandbox)
+    try:
+        clock.advance(timedelta(hours=7))
+        await run(world, 12)  # the sender has read its mailboxes and made today's plans
+        before_c, before_a = await _warmup_from(world, C), await _warmup_from(world, A)
+        assert before_c > 0 and before_a > 0
+        async with world.db.session() as session:  # as `warmup pause` does, in its own session
+            row = await session.get(WarmupSettings, world.ids[C])
+            assert row is not None
+            row.paused = True
+        await run(world, 24)
+        assert await _warmup_from(world, C) == before_c  # not one more send from C
+        assert await _warmup_from(world, A) > before_a
+        async with world.db.session() as session:  # `warmup resume` and `set --start 30`
+            row = await session.get(WarmupSettings, world.ids[C])
+            assert row is not None
+            row.paused = False
+            row.ramp_start, row.ramp_step, row.ramp_ceiling = 30, 0, 30
+        paused_total = await _warmup_from(world, C)
+        clock.advance(timedelta(hours=24) - timedelta(hours=clock.now().hour))  # a fresh day
+        await run(world, 24)
+        resumed = await _warmup_from(world, C) - paused_total
+        assert resumed >= 25, resumed  # the new ramp (30 a day, +-10 %), not the old one
+    finally:
+        await world.close()
+
+
 async def test_old_warmup_threads_are_archived_on_both_sides(
     tmp_path: Path, clock: VirtualClock, sandbox: Sandbox
 ) -> None:
