@@ -1,14 +1,16 @@
 """``mailfleet demo``: a whole simulated world on this machine.
 
-An emulated Microsoft 365 tenant (the sandbox: SMTP submission with STARTTLS
-and XOAUTH2, a token service) with two sending domains of two mailboxes each,
+Two emulated Microsoft 365 tenants (the sandbox: SMTP submission with STARTTLS and
+XOAUTH2, IMAP, a token service), each with a sending domain of two mailboxes,
 generated prospects, and a two-step campaign run through the real engine on a
 virtual clock. Everything listens on 127.0.0.1; nothing leaves the machine.
 
-The demo's mailboxes have warmup turned off, deliberately: mailfleet's warmup
-engine does not exist yet, so with warmup on the 2:1 warmup ratio would (rightly)
-hold back every cold send. They stand for mailboxes already warmed elsewhere;
-the planner's other limits (ramp, caps, gap, pacing, recipient domains) all apply.
+Warmup runs as in production: the mailboxes warm each other up across the two
+tenants (a mailbox never warms against its own domain or tenant), the peers read
+their warmup mail over IMAP, rescue it from Junk and reply to some of it, and a
+cold send goes out only while the mailbox's warmup sends of the day are at least
+twice its cold sends. The mailboxes stand for inboxes two months into their
+warmup, so the ramp is at its ceiling and the cold cap at the steady band's top.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from mailfleet.campaigns import CampaignSpec, load_campaign, parse_campaign
 from mailfleet.clock import VirtualClock
 from mailfleet.config import Settings
 from mailfleet.engine.inbox import InboxSync, run_with_sending
 from mailfleet.engine.runtime import Engine, TickReport
+from mailfleet.engine.warmup_receiver import ReceiverReport, WarmupReceiver
 from mailfleet.leads import parse_leads
 from mailfleet.sandbox import Sandbox, start_sandbox
 from mailfleet.store import (
@@ -39,17 +42,25 @@ from mailfleet.store import (
     Domain,
     Mailbox,
     Send,
+    SendKind,
     SendStatus,
     Workspace,
 )
 from mailfleet.store import commands as store_commands
 from mailfleet.store import repository as repo
+from mailfleet.store import warmup as warmup_store
 from mailfleet.store.inbox_queries import inbound_counts
+from mailfleet.store.models import WarmupMessage
 from mailfleet.transport.secrets import SecretBox
+from mailfleet.warmup import WarmupConfig
 
 WORKSPACE = "demo"
-TENANT = "brightpath-sandbox.onmicrosoft.com"
-DOMAINS = ("brightpath-mail.example", "trybrightpath.example")
+# One tenant per sending domain: warmup peers are never on the sender's own tenant.
+DOMAINS = (
+    ("brightpath-mail.example", "brightpath-sandbox.onmicrosoft.com"),
+    ("trybrightpath.example", "trybrightpath-sandbox.onmicrosoft.com"),
+)
+WARMED_FOR = timedelta(days=60)  # how long the demo's mailboxes have been warming up
 SENDERS = (("Alex Morgan", "alex"), ("Sam Rivera", "sam"))
 PROSPECT_DOMAINS = tuple(f"prospect{i}.example" for i in range(1, 9))
 
@@ -147,6 +158,12 @@ class DemoSummary:
     hard_bounces: int = 0
     unsubscribes: int = 0
     answers_in_junk: int = 0
+    # Warmup between the mailboxes, and what the receiving peers found over IMAP.
+    warmup_sent: int = 0
+    warmup_by_mailbox: dict[str, int] = field(default_factory=dict)
+    warmup_replies: int = 0
+    warmup_found_in_inbox: int = 0
+    warmup_rescued_from_junk: int = 0
 
     def as_json(self) -> dict[str, Any]:
         """The summary as a JSON-able mapping."""
@@ -192,8 +209,9 @@ async def _build_world(
     """Create the workspace, domains, mailboxes, leads and the running campaign."""
     client_id = "mailfleet-demo-app"
     client_secret = secrets.token_urlsafe(24)
-    sandbox.add_tenant(TENANT)
-    sandbox.register_app(TENANT, client_id, client_secret)
+    for _, tenant in DOMAINS:
+        sandbox.add_tenant(tenant)
+        sandbox.register_app(tenant, client_id, client_secret)
     for domain in PROSPECT_DOMAINS:
         sandbox.add_prospect_domain(domain)
     with leads_path.open(encoding="utf-8-sig", newline="") as handle:
@@ -203,49 +221,52 @@ async def _build_world(
         workspace = Workspace(slug=WORKSPACE, name="Demo workspace", created_at=now)
         session.add(workspace)
         await session.flush()
-        mailboxes = 0
-        for domain_name in DOMAINS:
+        mailboxes: list[Mailbox] = []
+        for domain_name, tenant in DOMAINS:
             sending = Domain(
                 workspace_id=workspace.id,
                 name=domain_name,
                 provider="microsoft365",
-                tenant=TENANT,
+                tenant=tenant,
                 created_at=now - timedelta(days=90),
             )
             session.add(sending)
             await session.flush()
             for display, local in SENDERS:
                 address = f"{local}@{domain_name}"
-                sandbox.add_mailbox(address, TENANT)
-                session.add(
-                    Mailbox(
-                        workspace_id=workspace.id,
-                        domain_id=sending.id,
-                        address=address,
-                        display_name=display,
-                        provider="microsoft365",
-                        tenant=TENANT,
-                        smtp_host=sandbox.smtp_host,
-                        smtp_port=sandbox.smtp_port,
-                        smtp_security="starttls",
-                        imap_host=sandbox.imap_host,
-                        imap_port=sandbox.imap_port,
-                        imap_security="tls",
-                        ca_file=str(sandbox.ca_file),
-                        auth_kind="oauth2_client",
-                        token_endpoint=sandbox.token_url(TENANT),
-                        client_id=client_id,
-                        secret=box.seal({"client_secret": client_secret}),
-                        daily_cap=25,  # the top of the steady band (PROVIDERS.md: 15-25)
-                        min_gap_seconds=600,
-                        ramp_start=now.date() - timedelta(days=60),
-                        timezone=spec.timezone,
-                        warmup_enabled=False,  # no warmup engine yet: see the module doc
-                        tags=["demo"],
-                        created_at=now - timedelta(days=60),
-                    )
+                sandbox.add_mailbox(address, tenant)
+                mailbox = Mailbox(
+                    workspace_id=workspace.id,
+                    domain_id=sending.id,
+                    address=address,
+                    display_name=display,
+                    provider="microsoft365",
+                    tenant=tenant,
+                    smtp_host=sandbox.smtp_host,
+                    smtp_port=sandbox.smtp_port,
+                    smtp_security="starttls",
+                    imap_host=sandbox.imap_host,
+                    imap_port=sandbox.imap_port,
+                    imap_security="tls",
+                    ca_file=str(sandbox.ca_file),
+                    auth_kind="oauth2_client",
+                    token_endpoint=sandbox.token_url(tenant),
+                    client_id=client_id,
+                    secret=box.seal({"client_secret": client_secret}),
+                    daily_cap=25,  # the top of the steady band (PROVIDERS.md: 15-25)
+                    min_gap_seconds=600,
+                    ramp_start=(now - WARMED_FOR).date(),
+                    timezone=spec.timezone,
+                    warmup_enabled=True,
+                    tags=["demo"],
+                    created_at=now - WARMED_FOR,
                 )
-                mailboxes += 1
+                session.add(mailbox)
+                mailboxes.append(mailbox)
+        await session.flush()
+        # Their warmup began two months ago: the ramp is at its ceiling.
+        for row in (await warmup_store.settings_of(session, mailboxes, now)).values():
+            row.started_on = (now - WARMED_FOR).date()
         campaign = store_commands.campaign_from_spec(workspace.id, spec, now)
         campaign.status = CampaignStatus.ACTIVE
         campaign.started_at = now
@@ -256,7 +277,7 @@ async def _build_world(
         )
         problems.extend(imported.skipped)
         await store_commands.enroll(session, campaign, imported.lead_ids, now)
-    return mailboxes, len(imported.lead_ids), problems
+    return len(mailboxes), len(imported.lead_ids), problems
 
 
 async def _summarise(
@@ -277,7 +298,11 @@ async def _summarise(
             await session.execute(
                 select(Send, Mailbox.address)
                 .join(Mailbox, Mailbox.id == Send.mailbox_id)
-                .where(Send.workspace_id == workspace.id, Send.status == SendStatus.SENT)
+                .where(
+                    Send.workspace_id == workspace.id,
+                    Send.kind == SendKind.COLD,
+                    Send.status == SendStatus.SENT,
+                )
             )
         ).all()
         first_ids = {s.enrollment_id: s.message_id for s, _ in sent if s.step_position == 1}
@@ -328,6 +353,30 @@ async def _summarise_inbox(db: Database, summary: DemoSummary) -> None:
     summary.answers_in_junk = counts.get("in_junk", 0)
 
 
+async def _summarise_warmup(db: Database, summary: DemoSummary, received: ReceiverReport) -> None:
+    async with db.session() as session:
+        rows = await session.execute(
+            select(Mailbox.address, func.count(Send.id))
+            .join(Send, Send.mailbox_id == Mailbox.id)
+            .where(Send.kind == SendKind.WARMUP, Send.status == SendStatus.SENT)
+            .group_by(Mailbox.address)
+            .order_by(Mailbox.address)
+        )
+        summary.warmup_by_mailbox = {str(address): int(n) for address, n in rows.all()}
+        summary.warmup_replies = int(
+            await session.scalar(
+                select(func.count())
+                .select_from(WarmupMessage)
+                .join(Send, Send.id == WarmupMessage.send_id)
+                .where(WarmupMessage.origin == "reply", Send.status == SendStatus.SENT)
+            )
+            or 0
+        )
+    summary.warmup_sent = sum(summary.warmup_by_mailbox.values())
+    summary.warmup_found_in_inbox = received.inbox
+    summary.warmup_rescued_from_junk = received.rescued
+
+
 async def run_demo(
     settings: Settings,
     *,
@@ -370,6 +419,7 @@ async def run_demo(
             mailboxes, leads, problems = await _build_world(
                 db, sandbox, box, spec, leads_file, start
             )
+            warmup = WarmupConfig(seed=1)
             engine = Engine(
                 db,
                 clock,
@@ -377,9 +427,18 @@ async def run_demo(
                 public_url=settings.public_url,
                 unsubscribe_key=box.derive("unsubscribe-links"),
                 seed=1,
+                warmup=warmup,
             )
             errors: list[str] = list(problems)
             inbox = InboxSync(db, clock, engine.credentials, seed=1)
+            receiver = WarmupReceiver(db, clock, engine.credentials, config=warmup)
+            received = ReceiverReport()
+
+            async def between_passes() -> None:
+                # The prospects' answers that are due are filed, the peers read their warmup.
+                sandbox.release_answers(clock.now())
+                received.merge(await receiver.run_once())
+
             try:
 
                 def on_tick(report: TickReport) -> None:
@@ -390,15 +449,18 @@ async def run_demo(
                 # Sending and the inbox sync take turns on the virtual clock; the
                 # prospects' answers that are due are filed before each sync.
                 synced = await run_with_sending(
-                    engine, inbox, end, before_sync=sandbox.release_answers, progress=on_tick
+                    engine, inbox, end, before_sync=between_passes, progress=on_tick
                 )
                 errors.extend(synced.errors)
+                errors.extend(received.errors)
             finally:
+                await receiver.close()
                 await inbox.close()
                 await engine.close()
             delivered = sandbox.prospects.count()
         summary = await _summarise(db, days, start, end, mailboxes, leads, errors, delivered)
         await _summarise_inbox(db, summary)
+        await _summarise_warmup(db, summary, received)
         return summary
     finally:
         await db.close()

@@ -15,6 +15,7 @@ from mailfleet.store import (
     EnrollmentStatus,
     Mailbox,
     Send,
+    SendKind,
     SendStatus,
     Workspace,
 )
@@ -72,29 +73,36 @@ async def collect_status(settings: Settings, *, today: date) -> dict[str, Any]:
                         }
                     )
                 mailboxes = []
+                is_sent = Send.status == SendStatus.SENT
                 rows = await session.execute(
                     select(
                         Mailbox.address,
                         Mailbox.status,
-                        func.count(Send.id).filter(Send.status == SendStatus.SENT),
+                        func.count(Send.id).filter(is_sent, Send.kind == SendKind.COLD),
                         func.count(Send.id).filter(
-                            Send.status == SendStatus.SENT, Send.claimed_at >= horizon
+                            is_sent, Send.kind == SendKind.COLD, Send.claimed_at >= horizon
+                        ),
+                        func.count(Send.id).filter(is_sent, Send.kind == SendKind.WARMUP),
+                        func.count(Send.id).filter(
+                            is_sent, Send.kind == SendKind.WARMUP, Send.claimed_at >= horizon
                         ),
                         func.count(Send.id).filter(Send.status == SendStatus.FAILED),
-                        func.max(case((Send.status == SendStatus.SENT, Send.claimed_at))),
+                        func.max(case((is_sent, Send.claimed_at))),
                     )
                     .outerjoin(Send, Send.mailbox_id == Mailbox.id)
                     .where(Mailbox.workspace_id == ws.id)
                     .group_by(Mailbox.id)
                     .order_by(Mailbox.address)
                 )
-                for address, state, total, day, failed, last in rows.all():
+                for address, state, total, day, warm, warm_day, failed, last in rows.all():
                     mailboxes.append(
                         {
                             "address": address,
                             "status": state,
                             "sent_total": int(total),
                             "sent_24h": int(day),
+                            "warmup_total": int(warm),
+                            "warmup_24h": int(warm_day),
                             "failed": int(failed),
                             "last_send_at": str(last)[:16] if last else None,
                         }

@@ -39,8 +39,12 @@ async def test_answers_reach_the_sending_mailboxes_and_stop_or_pause_sequences(
             suppressed = {s.value for s in (await session.scalars(select(Suppression))).all()}
     finally:
         await db.close()
-    assert {m.kind for m in inbound} >= {"reply", "auto_reply"}
-    assert all(m.enrollment_id is not None for m in inbound if m.kind != "other")
+    assert {m.kind for m in inbound} >= {"reply", "auto_reply", "warmup"}
+    assert all(m.enrollment_id is not None for m in inbound if m.kind not in ("other", "warmup"))
+    # Warmup between the demo's mailboxes is read as warmup, never as a prospect's answer.
+    warm = [m for m in inbound if m.kind == "warmup"]
+    assert warm and all(m.enrollment_id is None for m in warm)
+    assert summary.warmup_sent > 0 and summary.warmup_found_in_inbox > 0
     for message in inbound:
         later = [
             s

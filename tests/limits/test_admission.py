@@ -10,6 +10,7 @@ from mailfleet.limits import (
     RampPolicy,
     admit,
     cold_cap_for_day,
+    floor_gap,
     gap_after,
 )
 from mailfleet.providers import MICROSOFT_365
@@ -71,12 +72,44 @@ def test_daily_cap_refuses_until_local_midnight() -> None:
 
 def test_gap_and_jitter_are_stable_per_send() -> None:
     p = policy(min_gap=timedelta(minutes=10), max_jitter=timedelta(minutes=5))
-    gap = gap_after(p, 42)
+    last = NOW - timedelta(minutes=9)
+    gap = gap_after(p, last)
     assert timedelta(minutes=10) <= gap <= timedelta(minutes=15)
-    assert gap == gap_after(p, 42)
-    usage = MailboxUsage(last_send_at=NOW - timedelta(minutes=9), last_send_id=42)
+    assert gap == gap_after(p, last)
+    usage = MailboxUsage(last_send_at=last, last_send_id=42, last_cold_at=last)
     verdict = admit(p, usage, NOW, local_day=NOW.date(), next_local_midnight=MIDNIGHT)
-    assert not verdict.ok and verdict.retry_at == NOW - timedelta(minutes=9) + gap
+    assert not verdict.ok and verdict.retry_at == last + gap
+    assert "last cold send" in verdict.reason
+
+
+def test_warmup_keeps_only_the_send_gap_and_does_not_reset_the_cold_gap() -> None:
+    p = policy(min_gap=timedelta(minutes=10), max_jitter=timedelta(0))
+    cold_at = NOW - timedelta(minutes=11)
+    # A warmup send one minute ago: another send of any kind waits for the 2-minute floor.
+    usage = MailboxUsage(last_send_at=NOW - timedelta(minutes=1), last_cold_at=cold_at)
+    for cold in (True, False):
+        verdict = admit(
+            p, usage, NOW, local_day=NOW.date(), next_local_midnight=MIDNIGHT, cold=cold
+        )
+        assert not verdict.ok and verdict.retry_at == NOW + timedelta(minutes=1), cold
+        assert verdict.reason == "minimum gap since the last send"
+    # Three minutes after that warmup send, cold may go: its gap runs from the last cold.
+    later = MailboxUsage(last_send_at=NOW - timedelta(minutes=3), last_cold_at=cold_at)
+    assert admit(p, later, NOW, local_day=NOW.date(), next_local_midnight=MIDNIGHT).ok
+    # Cold is still held by its own gap when the last cold send is recent, warmup is not.
+    recent = MailboxUsage(
+        last_send_at=NOW - timedelta(minutes=3), last_cold_at=NOW - timedelta(minutes=4)
+    )
+    verdict = admit(p, recent, NOW, local_day=NOW.date(), next_local_midnight=MIDNIGHT)
+    assert not verdict.ok and verdict.retry_at == NOW + timedelta(minutes=6)
+    assert admit(p, recent, NOW, local_day=NOW.date(), next_local_midnight=MIDNIGHT, cold=False).ok
+    # An operator's minimum gap below the floor lowers the floor too.
+    tight = policy(min_gap=timedelta(seconds=30), max_jitter=timedelta(0))
+    assert floor_gap(tight) == timedelta(seconds=30)
+    just = MailboxUsage(last_send_at=NOW - timedelta(seconds=31))
+    assert admit(
+        tight, just, NOW, local_day=NOW.date(), next_local_midnight=MIDNIGHT, cold=False
+    ).ok
 
 
 def test_provider_limits_hold() -> None:

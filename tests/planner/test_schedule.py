@@ -46,7 +46,8 @@ def test_first_steps_rotate_to_least_used_mailbox_one_per_tick() -> None:
 
 def test_follow_up_waits_for_its_thread_mailbox() -> None:
     campaign = CampaignState(1, ALL_DAY, 2, mailbox_ids=frozenset({1, 2}))
-    busy = box(1, last_send_at=NOW - timedelta(minutes=2), last_send_id=9)
+    just = NOW - timedelta(minutes=2)
+    busy = box(1, last_send_at=just, last_send_id=9, last_cold_at=just)
     plan = plan_sends(NOW, [campaign], [busy, box(2)], [DueEnrollment(7, 1, 2, NOW, 1)])
     assert plan.sends == []
     assert plan.wake_at is not None and plan.wake_at > NOW

@@ -124,16 +124,17 @@ def demo(
         console=console,
         transient=False,
     )
-    totals = {"sent": 0}
-    task = progress.add_task("simulating", total=days * 86400, clock="", sent=0)
+    totals = {"sent": 0, "warmup": 0}
+    task = progress.add_task("simulating", total=days * 86400, clock="", sent="0")
 
     def on_tick(start: datetime, end: datetime, now: datetime, report: TickReport) -> None:
         totals["sent"] += report.sent
+        totals["warmup"] += report.warmup_sent
         progress.update(
             task,
             completed=(now - start).total_seconds(),
             clock=now.strftime("%a %d %b %H:%M UTC"),
-            sent=totals["sent"],
+            sent=f"{totals['sent']} cold, {totals['warmup']} warmup",
         )
 
     try:
@@ -156,10 +157,15 @@ def demo(
 
     table = Table(title="Demo summary")
     table.add_column("mailbox")
-    table.add_column("sent", justify="right")
-    for address, count in summary.sends_by_mailbox.items():
-        table.add_row(address, str(count))
-    table.add_row("[bold]total[/]", f"[bold]{summary.sends}[/]")
+    table.add_column("cold sent", justify="right")
+    table.add_column("warmup sent", justify="right")
+    for address in sorted(set(summary.sends_by_mailbox) | set(summary.warmup_by_mailbox)):
+        table.add_row(
+            address,
+            str(summary.sends_by_mailbox.get(address, 0)),
+            str(summary.warmup_by_mailbox.get(address, 0)),
+        )
+    table.add_row("[bold]total[/]", f"[bold]{summary.sends}[/]", f"[bold]{summary.warmup_sent}[/]")
     console.print(table)
     steps = ", ".join(f"step {k}: {v}" for k, v in summary.sends_by_step.items()) or "none"
     console.print(
@@ -172,6 +178,12 @@ def demo(
         f"inbox: replies {summary.replies} · out of office {summary.auto_replies} · "
         f"bounces {summary.bounces} (hard {summary.hard_bounces}) · "
         f"unsubscribes {summary.unsubscribes} · found in Junk {summary.answers_in_junk}",
+        highlight=False,
+    )
+    console.print(
+        f"warmup: sent {summary.warmup_sent} ({summary.warmup_replies} of them replies) · "
+        f"the peers found {summary.warmup_found_in_inbox} in the inbox and rescued "
+        f"{summary.warmup_rescued_from_junk} from Junk",
         highlight=False,
     )
     for line in summary.errors[:10]:
@@ -218,7 +230,16 @@ def status(
             )
         console.print(campaigns)
         boxes = Table(title="Mailboxes")
-        for column in ("mailbox", "status", "sent 24h", "sent total", "failed", "last send"):
+        for column in (
+            "mailbox",
+            "status",
+            "cold 24h",
+            "cold total",
+            "warmup 24h",
+            "warmup total",
+            "failed",
+            "last send",
+        ):
             boxes.add_column(
                 column, justify="left" if column in ("mailbox", "status", "last send") else "right"
             )
@@ -228,6 +249,8 @@ def status(
                 m["status"],
                 str(m["sent_24h"]),
                 str(m["sent_total"]),
+                str(m["warmup_24h"]),
+                str(m["warmup_total"]),
                 str(m["failed"]),
                 m["last_send_at"] or "-",
             )

@@ -88,6 +88,7 @@ def mailbox_policy(
             limits=limits,
             min_gap=policy.min_gap / factor,
             max_jitter=policy.max_jitter / factor,
+            send_gap=policy.send_gap / factor,
         )
     return policy
 

@@ -15,8 +15,8 @@ Per mailbox whose warmup is on and not paused: the day's plan
 cap that day), minus the slots already claimed, gives what is due; replies the peers
 decided on (:mod:`mailfleet.engine.warmup_receiver`) are due too. Every send passes
 :func:`mailfleet.limits.admit` with the mailbox's usage and provider limits
-(``cold=False``), at most one per mailbox per tick (the minimum gap would refuse a
-second), and walks the same durable states as a cold send: ``claimed`` (with its
+(``cold=False``), at most one per mailbox per tick (the gap between any two sends
+would refuse a second), and walks the same durable states as a cold send: ``claimed`` (with its
 Message-ID, committed before any connection) → ``submitting`` → ``sent`` |
 ``deferred`` | ``failed`` | ``unknown``. A deferred slot is freed and retried; the
 mailbox backs off or pauses as :mod:`mailfleet.engine.reaction` says, exactly as
@@ -58,7 +58,14 @@ from mailfleet.engine.credentials import CredentialCache, CredentialError
 from mailfleet.engine.reaction import react
 from mailfleet.engine.refusal import stop_mailbox
 from mailfleet.engine.snapshot import usage_of, warmed_policy
-from mailfleet.limits import FleetPolicy, MailboxPolicy, MailboxUsage, admit, cold_cap_for_day
+from mailfleet.limits import (
+    FleetPolicy,
+    MailboxPolicy,
+    MailboxUsage,
+    admit,
+    cold_cap_for_day,
+    floor_gap,
+)
 from mailfleet.planner import local_day
 from mailfleet.providers.outcomes import OutcomeKind, Stage
 from mailfleet.store import (
@@ -368,7 +375,7 @@ class WarmupSender:
         due.append(_Due(box, self._by_id[first.peer_id], first, day))
         entry.done.add(first.slot)
         if len(ready) > 1:  # a backlog: the next one once the gap has passed
-            return min(later, now + policy.min_gap)
+            return min(later, now + floor_gap(policy))
         return later
 
     def _plan(

@@ -2,8 +2,9 @@
 
 A send is admitted only when every limit has room at the instant asked about:
 the provider's rate per minute and rolling 24-hour counts, the mailbox's cold
-cap for its local day (itself bounded by the ramp), the warmup ratio, and the
-minimum gap plus jitter since its last send. When a send is refused,
+cap for its local day (itself bounded by the ramp), the warmup ratio, the
+minimum gap plus jitter since its last *cold* send (for a cold send), and a short
+floor since its last send of any kind. When a send is refused,
 :class:`Admission` says why and the earliest instant worth asking again, so the
 engine can sleep instead of polling.
 
@@ -12,8 +13,16 @@ admitted only when the mailbox's warmup sends of its local day are at least
 ``warmup_ratio`` times its cold sends *including the one asked about*, so the
 day's ratio holds at every instant, not only at its end. It is switched off
 only by an explicit ``warmup_ratio=0`` (the engine does that for a mailbox
-whose warmup a person turned off). Until mailfleet's warmup engine exists, the
-warmup counted is what the store records (``Send.kind == "warmup"``, accepted).
+whose warmup a person turned off). The warmup counted is what the store records
+(``Send.kind == "warmup"``, accepted).
+
+Why two gaps: the minimum gap spreads cold mail (9 minutes plus up to 4 of jitter by
+default, about five cold sends an hour). Warmup is spread by its own plan and runs at
+twice the cold volume or more; if every warmup send also reset the cold gap, the two
+would share five sends an hour and warmup, which goes first, would leave cold a
+fraction of its cap. So the cold gap is measured from the last cold send, and any
+two sends of the mailbox are kept ``send_gap`` apart (2 minutes by default), which
+is what stops bursts.
 """
 
 from __future__ import annotations
@@ -55,8 +64,9 @@ class MailboxPolicy:
     ramp: RampPolicy = RampPolicy()
     ramp_start: date | None = None  # None: the mailbox is past its ramp
     daily_cap: int | None = None  # an operator's cap; never raises the ramp's
-    min_gap: timedelta = timedelta(minutes=9)
+    min_gap: timedelta = timedelta(minutes=9)  # between two cold sends, plus the jitter
     max_jitter: timedelta = timedelta(minutes=4)
+    send_gap: timedelta = timedelta(minutes=2)  # between any two sends (never above min_gap)
     warmup_ratio: float = DEFAULT_WARMUP_RATIO  # 0 switches the rule off, explicitly
     recipient_domain_daily: int | None = DEFAULT_RECIPIENT_DOMAIN_DAILY  # None: no cap
     pace: bool = True  # spread cold sends through the window (see limits.pacing)
@@ -148,10 +158,15 @@ def recipient_domain_room(policy: MailboxPolicy, usage: MailboxUsage, domain: st
     return usage.cold_by_recipient_domain.get(domain, 0) < cap
 
 
-def gap_after(policy: MailboxPolicy, last_send_id: int) -> timedelta:
-    """The pause after a send: the minimum gap plus a jitter fixed by that send."""
-    jitter = policy.max_jitter * stable_fraction(policy.mailbox_id, "gap", last_send_id)
+def gap_after(policy: MailboxPolicy, last_cold_at: datetime) -> timedelta:
+    """The pause after a cold send: the minimum gap plus a jitter fixed by that send."""
+    jitter = policy.max_jitter * stable_fraction(policy.mailbox_id, "gap", last_cold_at.isoformat())
     return policy.min_gap + jitter
+
+
+def floor_gap(policy: MailboxPolicy) -> timedelta:
+    """The least time between any two sends of the mailbox (warmup or cold)."""
+    return min(policy.send_gap, policy.min_gap)
 
 
 def admit(
@@ -202,7 +217,11 @@ def admit(
     if msg_day is not None and usage.messages_24h >= msg_day:
         return Admission(False, f"{msg_day} messages in a rolling 24 hours reached", day_retry)
     if usage.last_send_at is not None:
-        ready = usage.last_send_at + gap_after(policy, usage.last_send_id)
+        ready = usage.last_send_at + floor_gap(policy)
         if ready > now:
             return Admission(False, "minimum gap since the last send", ready)
+    if cold and usage.last_cold_at is not None:
+        ready = usage.last_cold_at + gap_after(policy, usage.last_cold_at)
+        if ready > now:
+            return Admission(False, "minimum gap since the last cold send", ready)
     return Admission(True)

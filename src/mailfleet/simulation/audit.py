@@ -14,7 +14,8 @@ over_provider_limits    messages past 30 in any rolling minute, recipients past 
                         in any rolling 24 hours (per mailbox), plus every attempt the
                         sandbox's limit meter refused (rate, quota, >3 connections)
 outside_window          cold messages accepted outside the campaign's sending window
-under_minimum_gap       messages closer than the mailbox's minimum gap to its previous one
+under_minimum_gap       cold messages closer than the minimum gap to the mailbox's previous
+                        cold one, or any message closer than its send gap to its previous one
 over_ramp               cold messages past the cap of the mailbox's age on its local day
 under_warmup_ratio      cold messages sent before the mailbox's warmup of the local day
                         reached ``ratio`` × its cold sends (this one included)
@@ -75,7 +76,8 @@ class SenderRule:
     timezone: str = "UTC"
     ramp_start: date | None = None  # None: past its ramp
     daily_cap: int | None = None
-    min_gap: timedelta = timedelta(minutes=9)
+    min_gap: timedelta = timedelta(minutes=9)  # between two cold messages
+    send_gap: timedelta = timedelta(minutes=2)  # between any two messages (warmup too)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,20 +238,32 @@ def _check_rates(items: Sequence[Received], rules: AuditRules, found: _Findings)
 
 
 def _check_gaps(items: Sequence[Received], rules: AuditRules, found: _Findings) -> None:
-    """Consecutive messages of one mailbox at least its minimum gap apart."""
+    """A mailbox's cold messages at least its minimum gap apart, and any two of its
+    messages (warmup too) at least its send gap apart."""
     last: dict[str, datetime] = {}
+    last_cold: dict[str, datetime] = {}
     for item in items:
-        previous = last.get(item.sender)
-        last[item.sender] = item.at
         rule = rules.senders.get(item.sender)
-        if previous is None or rule is None:
+        cold = any(_domain(to) in rules.cold_domains for to in item.recipients)
+        previous, previous_cold = last.get(item.sender), last_cold.get(item.sender)
+        last[item.sender] = item.at
+        if cold:
+            last_cold[item.sender] = item.at
+        if rule is None:
             continue
-        gap = item.at - previous
-        if gap < rule.min_gap:
+        if previous is not None and item.at - previous < rule.send_gap:
+            gap = item.at - previous
             found.add(
                 "under_minimum_gap",
                 f"{item.sender}: {gap.total_seconds():.0f}s after its previous message "
-                f"at {item.at:%F %T} (minimum {rule.min_gap.total_seconds():.0f}s)",
+                f"at {item.at:%F %T} (minimum {rule.send_gap.total_seconds():.0f}s)",
+            )
+        elif cold and previous_cold is not None and item.at - previous_cold < rule.min_gap:
+            gap = item.at - previous_cold
+            found.add(
+                "under_minimum_gap",
+                f"{item.sender}: cold message {gap.total_seconds():.0f}s after its previous "
+                f"cold message at {item.at:%F %T} (minimum {rule.min_gap.total_seconds():.0f}s)",
             )
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from mailfleet.campaigns import CampaignSpec, StopRules, WindowSpec
-from mailfleet.limits import MailboxPolicy, company_domain
+from mailfleet.limits import MailboxPolicy, company_domain, floor_gap
 from mailfleet.providers import get_preset
 from mailfleet.sandbox import Fate, Sandbox
 from mailfleet.simulation.audit import Audit, AuditRules, SenderRule, WindowRule, audit
@@ -70,6 +70,7 @@ def audit_rules(
         if fleet.min_gap_seconds is not None
         else MailboxPolicy(0, limits).min_gap
     )
+    floor = floor_gap(MailboxPolicy(0, limits, min_gap=gap))
     return AuditRules(
         senders={
             s.address: SenderRule(
@@ -78,6 +79,7 @@ def audit_rules(
                 ramp_start=s.ramp_start,
                 daily_cap=fleet.daily_cap,
                 min_gap=gap,
+                send_gap=floor,
             )
             for s in world.senders
         },

@@ -197,6 +197,9 @@ async def usage_counts(
             .limit(1)
         )
     ).first()
+    last_cold = await session.scalar(
+        select(func.max(Send.claimed_at)).where(counted, Send.kind == SendKind.COLD)
+    )
     return UsageCounts(
         cold_today=int(row[5]),
         messages_last_minute=int(row[3]),
@@ -206,6 +209,7 @@ async def usage_counts(
         oldest_in_24h=_aware(row[2]),
         last_send_at=last[0] if last else None,
         last_send_id=int(last[1]) if last else 0,
+        last_cold_at=_aware(last_cold),
     )
 
 
