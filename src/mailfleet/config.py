@@ -20,6 +20,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from mailfleet.warmup.config import WarmupConfig
+from mailfleet.warmup.marker import WarmupMarker
+
 DEFAULT_HOME = Path("~/.local/share/mailfleet")
 
 
@@ -54,6 +57,11 @@ class Settings(BaseSettings):
     dns_nameserver: str | None = None
     """``HOST[:PORT]`` of the nameserver for DNS checks and the launch gate (None: system)."""
     dns_timeout: float = 3.0
+    # The installation's warmup marker (see mailfleet.warmup.marker): the token prefix
+    # in the body and the header that carries it. Peers and the inbox sync find warmup
+    # mail by it; change it only with every peer of the installation.
+    warmup_marker_prefix: str = "mfwu-"
+    warmup_marker_header: str = "X-Entity-Ref-ID"
 
     @classmethod
     def settings_customise_sources(
@@ -69,8 +77,18 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, toml)
 
     def model_post_init(self, __context: Any) -> None:
-        """Resolve paths that default to places inside the data folder."""
+        """Resolve paths that default to places inside the data folder; check the marker."""
         self.home = self.home.expanduser()
+        try:
+            WarmupMarker(self.warmup_marker_prefix, self.warmup_marker_header)
+        except ValueError as exc:
+            raise ValueError(f"MAILFLEET_WARMUP_MARKER_PREFIX / _HEADER: {exc}") from None
+
+    def warmup_config(self) -> WarmupConfig:
+        """The installation's warmup: its marker, the default ramp and peer behaviour."""
+        return WarmupConfig(
+            marker=WarmupMarker(self.warmup_marker_prefix, self.warmup_marker_header)
+        )
 
     @property
     def resolved_database_url(self) -> str:

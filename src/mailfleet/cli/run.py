@@ -2,8 +2,10 @@
 
 One asyncio loop runs, side by side:
 
-* the engine: reconcile what a crash left in flight, then tick — plan and send
-  what is due — and sleep until the next send is due (at most ``idle_wake``);
+* the engine: reconcile what a crash left in flight, then tick — send the warmup
+  that is due (marked with the installation's ``MAILFLEET_WARMUP_MARKER_PREFIX``
+  and ``_HEADER``), plan and send the cold mail that is due — and sleep until the
+  next send is due (at most ``idle_wake``);
 * the inbox sync: every mailbox watched over IMAP IDLE or polled (POP3);
 * the health pass every ``--health-every`` minutes (:func:`~mailfleet.engine.health.apply_health`),
   and as often the warmup receiver (:class:`~mailfleet.engine.warmup_receiver.WarmupReceiver`);
@@ -33,6 +35,7 @@ from mailfleet.clock import Clock, SystemClock
 from mailfleet.config import Settings
 from mailfleet.engine.health import apply_health
 from mailfleet.engine.inbox import InboxSync
+from mailfleet.engine.inbox_settings import InboxSettings
 from mailfleet.engine.runtime import Engine
 from mailfleet.engine.warmup_receiver import WarmupReceiver
 from mailfleet.store import Database
@@ -156,6 +159,7 @@ class Runner:
             sock.close()
             await db.close()
             raise
+        warmup = self.config.warmup_config()
         engine = Engine(
             db,
             self.clock,
@@ -163,9 +167,15 @@ class Runner:
             public_url=self.config.public_url,
             unsubscribe_key=box.derive("unsubscribe-links"),
             idle_wake=self.idle_wake,
+            warmup=warmup,  # the fleet's warmup goes out in the same ticks as cold mail
         )
-        inbox = InboxSync(db, self.clock, engine.credentials)
-        receiver = WarmupReceiver(db, self.clock, engine.credentials)
+        inbox = InboxSync(
+            db,
+            self.clock,
+            engine.credentials,
+            settings=InboxSettings(warmup_marker=warmup.marker.prefix),
+        )
+        receiver = WarmupReceiver(db, self.clock, engine.credentials, config=warmup)
         server = _Server(
             uvicorn.Config(
                 create_app(db, self.clock), log_level="warning", lifespan="off", access_log=False
