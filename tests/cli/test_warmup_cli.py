@@ -87,6 +87,7 @@ def test_status_shows_ramp_day_targets_placement_health_and_the_cold_cap(home: P
     add_mailbox("b@other.example")
     assert run("warmup", "status", "--json").exit_code == 0  # creates the settings rows
     now = datetime.now(UTC).replace(tzinfo=None)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     ten_days_ago = (now - timedelta(days=9)).date().isoformat()
     with sqlite3.connect(home / "mailfleet.db") as conn:
         conn.execute(
@@ -100,7 +101,8 @@ def test_status_shows_ramp_day_targets_placement_health_and_the_cold_cap(home: P
             (now, now),
         )
         for i, placement in enumerate(["inbox", "inbox", "inbox", "junk"]):
-            at = now - timedelta(hours=i + 1)
+            # Earlier today, whatever the time of the run (also just after midnight UTC).
+            at = now - (now - midnight) * (i + 1) / 8
             conn.execute(
                 "insert into send (workspace_id, kind, mailbox_id, message_id, from_address, "
                 "to_address, recipients, subject, status, attempts, claimed_at) values "
