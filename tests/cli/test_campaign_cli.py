@@ -296,6 +296,12 @@ def test_start_checks_readiness_then_pause_and_resume(
     assert db(
         home, "select warmup_enabled, warmup_ratio from mailbox where address like 'a@%'"
     ) == [(1, 3.0)]
+    # While Q3 runs, a's warmup target is what the sender plans: 3 x its cold cap of the
+    # day; b is in no running campaign, so its target is its ramp's.
+    status = {m["address"]: m for m in json.loads(run("warmup", "status", "--json").output)}
+    a, b = status["a@brand.example"], status["b@brand.example"]
+    assert a["cold_target"] > 0 and a["warmup_target"] >= 3 * a["cold_target"]
+    assert b["warmup_target"] < 2 * b["cold_target"]
 
 
 def test_sends_unknown_lists_what_a_person_must_decide(home: Path, campaign_file: Path) -> None:

@@ -262,6 +262,7 @@ def warmup_status(
             seen = await wstore.observations(
                 session, [b.id for b in boxes], now - timedelta(days=28)
             )
+            in_campaign = await wstore.in_running_campaigns(session, boxes)
         if by_domain:
             return _by_domain(boxes, seen, now)
         items = []
@@ -284,7 +285,8 @@ def warmup_status(
                         ramp,
                         row.started_on,
                         day,
-                        cold=usage[m.id].cold_today,
+                        # As the sender plans it: the day's cold cap while a campaign runs.
+                        cold=max(usage[m.id].cold_today, cold_target if m.id in in_campaign else 0),
                         ratio=policy.warmup_ratio,
                         seed=(0, m.id),
                     )

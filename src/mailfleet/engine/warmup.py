@@ -50,7 +50,6 @@ from typing import NamedTuple
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailfleet.campaigns import selects_mailbox
 from mailfleet.clock import Clock
 from mailfleet.content.mime import reply_subject, thread_references
 from mailfleet.engine.compose import Composer
@@ -307,21 +306,8 @@ class WarmupSender:
 
     async def _read_campaigns(self, session: AsyncSession) -> None:
         """Which mailboxes a running campaign sends from (their warmup keeps up with cold)."""
-        campaigns = await repo.active_campaigns(session)
-        self._in_campaign = {
-            entry.mailbox.id
-            for entry in self._boxes.values()
-            if any(
-                c.workspace_id == entry.mailbox.workspace_id
-                and selects_mailbox(
-                    c.mailbox_tags or [],
-                    list((c.settings or {}).get("mailboxes") or []),
-                    entry.mailbox.address,
-                    entry.mailbox.tags or [],
-                )
-                for c in campaigns
-            )
-        }
+        boxes = [entry.mailbox for entry in self._boxes.values()]
+        self._in_campaign = await wstore.in_running_campaigns(session, boxes)
 
     async def _read_done(self, session: AsyncSession, looked: list[_Box], now: datetime) -> None:
         """Load the claimed slots of the mailboxes whose local day is not the one held."""

@@ -95,6 +95,28 @@ async def fingerprint(session: AsyncSession) -> tuple[int, ...]:
     return tuple(int(value or 0) for value in row)
 
 
+async def in_running_campaigns(session: AsyncSession, boxes: Iterable[Mailbox]) -> set[int]:
+    """The ids among ``boxes`` that a running campaign sends from (their tags or addresses)."""
+    from mailfleet.campaigns import selects_mailbox
+    from mailfleet.store.repository import active_campaigns
+
+    campaigns = await active_campaigns(session)
+    return {
+        box.id
+        for box in boxes
+        if any(
+            c.workspace_id == box.workspace_id
+            and selects_mailbox(
+                c.mailbox_tags or [],
+                list((c.settings or {}).get("mailboxes") or []),
+                box.address,
+                box.tags or [],
+            )
+            for c in campaigns
+        )
+    }
+
+
 def ramp_of(row: WarmupSettings, default: RampSettings) -> RampSettings:
     """The ramp of a mailbox: ``default`` with the row's overrides."""
     return RampSettings(
