@@ -34,13 +34,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import update
-
 from mailfleet.clock import VirtualClock
 from mailfleet.engine.credentials import CredentialCache
 from mailfleet.engine.warmup import WarmupSender, WarmupTickReport, _Claim
 from mailfleet.providers.outcomes import Stage
-from mailfleet.store import Database, Domain, Mailbox, Send, SendStatus, Workspace
+from mailfleet.store import Database, Domain, Mailbox, Workspace
 from mailfleet.store.models import WarmupSettings
 from mailfleet.transport.secrets import SecretBox
 from mailfleet.transport.smtp import Delivery, SmtpPool, SubmitResult
@@ -54,13 +52,7 @@ class InstantSender(WarmupSender):
 
     forget_between_ticks = False
 
-    async def _deliver(self, claim: _Claim) -> SubmitResult:
-        async with self.db.session() as session:
-            await session.execute(
-                update(Send)
-                .where(Send.id == claim.send_id, Send.status == SendStatus.CLAIMED)
-                .values(status=SendStatus.SUBMITTING)
-            )
+    async def _submit(self, claim: _Claim) -> SubmitResult:
         return SubmitResult(Delivery.ACCEPTED, Stage.DATA, 250, "2.0.0 OK queued")
 
     async def tick(self, now: datetime) -> WarmupTickReport:

@@ -566,6 +566,10 @@ class WarmupSender:
                 .where(Send.id == claim.send_id, Send.status == SendStatus.CLAIMED)
                 .values(status=SendStatus.SUBMITTING)
             )
+        return await self._submit(claim)
+
+    async def _submit(self, claim: _Claim) -> SubmitResult:
+        """The SMTP submission itself (a benchmark replaces only this)."""
         try:
             endpoint = self.credentials.endpoint(claim.mailbox)
             creds = self.credentials.credentials(claim.mailbox)
