@@ -9,7 +9,8 @@ or ``use_lead_timezone``; ``daily_cap``; which mailboxes send it
 (``mailbox_tags`` and/or ``mailboxes``, a list of addresses: a mailbox with one
 of the tags or in the list is selected; neither means every mailbox of the
 workspace); ``stop`` rules; custom lead ``fields`` the templates use; and
-``steps``. A step has ``delay_days`` (calendar, or ``business_days: true``),
+``steps``. A step has ``delay_days`` (calendar, or ``business_days: true``) plus
+``delay_hours`` and ``delay_minutes``,
 ``subject``, ``body``, optional ``html``, ``threaded`` (follow-ups stay in the
 thread: ``Re:`` subject, ``In-Reply-To``), and optional A/B/n ``variants``, each
 with a ``name``, a ``weight`` and any of ``subject``/``body``/``html`` (what a
@@ -48,9 +49,16 @@ class WindowSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    days: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5])
-    start: str = "09:00"
-    end: str = "17:00"
+    days: list[int] = Field(
+        default_factory=lambda: [1, 2, 3, 4, 5],
+        description="Weekdays it sends on: names (mon … sun) or ISO numbers (1 = Monday).",
+    )
+    start: str = Field(default="09:00", description="Local time sending opens, HH:MM.")
+    end: str = Field(
+        default="17:00",
+        description="Local time sending closes, HH:MM (24:00: midnight); sends are paced "
+        "evenly through the window, never bunched at its start.",
+    )
 
     @field_validator("days", mode="before")
     @classmethod
@@ -84,11 +92,15 @@ class VariantSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=64)
-    weight: float = Field(default=1.0, ge=0)
-    subject: str | None = None
-    body: str | None = None
-    html: str | None = None
+    name: str | None = Field(
+        default=None, min_length=1, max_length=64, description="Label (default A, B, C …)."
+    )
+    weight: float = Field(
+        default=1.0, ge=0, description="Relative share of leads; 0 retires the variant."
+    )
+    subject: str | None = Field(default=None, description="Replaces the step's subject.")
+    body: str | None = Field(default=None, description="Replaces the step's body.")
+    html: str | None = Field(default=None, description="Replaces the step's HTML part.")
 
 
 class StepSpec(BaseModel):
@@ -96,13 +108,30 @@ class StepSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    delay_days: int = Field(default=0, ge=0, le=365)
-    business_days: bool = False
-    subject: str = ""
-    body: str | None = None
-    html: str | None = None
-    threaded: bool = True
-    variants: list[VariantSpec] = Field(default_factory=list, max_length=26)
+    delay_days: int = Field(
+        default=0, ge=0, le=365, description="Days after the previous step went out."
+    )
+    delay_hours: int = Field(default=0, ge=0, le=24 * 365, description="Hours added to the delay.")
+    delay_minutes: int = Field(
+        default=0, ge=0, le=60 * 24 * 365, description="Minutes added to the delay."
+    )
+    business_days: bool = Field(
+        default=False, description="Count delay_days as Monday–Friday in the campaign's zone."
+    )
+    subject: str = Field(
+        default="",
+        description="Template (Jinja2, spintax {a|b}); empty on a follow-up: 'Re: ' + the "
+        "first subject.",
+    )
+    body: str | None = Field(default=None, description="Plain-text template (required).")
+    html: str | None = Field(default=None, description="Optional HTML alternative.")
+    threaded: bool = Field(
+        default=True,
+        description="Follow-ups reply in the thread (In-Reply-To, References, 'Re:').",
+    )
+    variants: list[VariantSpec] = Field(
+        default_factory=list, max_length=26, description="A/B/n variants of this step."
+    )
 
     @model_validator(mode="after")
     def _variants(self) -> StepSpec:
@@ -122,6 +151,11 @@ class StepSpec(BaseModel):
         if not any(v.weight > 0 for v in self.variants):
             raise ValueError("at least one variant needs a weight above 0")
         return self
+
+    @property
+    def delay_total_minutes(self) -> int:
+        """The hours and minutes of the delay, as minutes (added after ``delay_days``)."""
+        return self.delay_hours * 60 + self.delay_minutes
 
     def resolved_variants(self) -> list[ResolvedVariant]:
         """Each variant with what it leaves out taken from the step (none: no variants)."""
@@ -159,10 +193,17 @@ class StopRules(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    on_reply: bool = True
-    on_auto_reply: bool = False
-    on_company_reply: bool = False
-    on_bounce: Literal["hard", "any"] = "hard"
+    on_reply: bool = Field(default=True, description="Always true: a reply ends it.")
+    on_auto_reply: bool = Field(
+        default=False,
+        description="Stop on out-of-office answers (default: pause until the return date).",
+    )
+    on_company_reply: bool = Field(
+        default=False, description="A reply also stops the replier's colleagues (same domain)."
+    )
+    on_bounce: Literal["hard", "any"] = Field(
+        default="hard", description="'any' stops on soft bounces too."
+    )
 
     @field_validator("on_reply")
     @classmethod
@@ -182,16 +223,34 @@ class CampaignSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    timezone: str = "UTC"
-    window: WindowSpec = Field(default_factory=WindowSpec)
-    use_lead_timezone: bool = False
-    daily_cap: int | None = Field(default=None, ge=1)
-    mailbox_tags: list[str] = Field(default_factory=list)
-    mailboxes: list[str] = Field(default_factory=list)  # addresses, besides (or instead of) tags
-    stop: StopRules = Field(default_factory=StopRules)
-    fields: list[str] = Field(default_factory=list)  # custom lead fields templates may use
-    steps: list[StepSpec] = Field(min_length=1, max_length=20)
+    name: str = Field(
+        min_length=1, max_length=200, description="Unique in the workspace; names it in the CLI."
+    )
+    timezone: str = Field(default="UTC", description="IANA zone of the sending window.")
+    window: WindowSpec = Field(default_factory=WindowSpec, description="When it may send.")
+    use_lead_timezone: bool = Field(
+        default=False, description="Apply the window in each lead's own timezone column."
+    )
+    daily_cap: int | None = Field(
+        default=None, ge=1, description="Most cold sends a day for the whole campaign."
+    )
+    mailbox_tags: list[str] = Field(
+        default_factory=list, description="Send from the workspace's mailboxes with a tag."
+    )
+    mailboxes: list[str] = Field(
+        default_factory=list,
+        description="Send from these addresses (with tags: either selects; neither: every "
+        "mailbox of the workspace).",
+    )
+    stop: StopRules = Field(
+        default_factory=StopRules, description="What ends a lead's sequence besides a reply."
+    )
+    fields: list[str] = Field(
+        default_factory=list, description="Custom lead CSV columns the templates use."
+    )
+    steps: list[StepSpec] = Field(
+        min_length=1, max_length=20, description="The sequence, first message first."
+    )
 
     @field_validator("mailboxes")
     @classmethod
@@ -314,8 +373,29 @@ def _format_validation(source: str, exc: ValidationError) -> str:
             else:
                 parts.append(str(p))
         where = ".".join(parts).replace(".variant ", " variant ")
-        lines.append(f"{source}: {where or 'campaign'}: {error['msg']}")
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            allowed = _allowed_keys(loc[:-1])
+            if allowed:
+                message += f" (allowed here: {', '.join(allowed)})"
+        lines.append(f"{source}: {where or 'campaign'}: {message}")
     return "\n".join(lines)
+
+
+def _allowed_keys(loc: Sequence[int | str]) -> list[str]:
+    """The keys the model at ``loc`` (a path into :class:`CampaignSpec`) accepts."""
+    model: Any = CampaignSpec
+    for part in loc:
+        if isinstance(part, int):
+            continue  # an index into a list: the list's item model comes next
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        model = args[0] if args and getattr(annotation, "__origin__", None) is list else annotation
+    fields = getattr(model, "model_fields", None)
+    return sorted(fields) if fields else []
 
 
 def parse_campaign(

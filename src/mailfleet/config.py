@@ -41,6 +41,15 @@ def _toml_path() -> Path:
     return _default_home() / "mailfleet.toml"
 
 
+def parse_bind(value: str, where: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) as a pair; ValueError naming ``where``."""
+    host, sep, port = value.strip().rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{where}: {value!r} is not HOST:PORT (e.g. 127.0.0.1:8025)")
+    return host, int(port)
+
+
 class Settings(BaseSettings):
     """Everything an installation can configure."""
 
@@ -52,8 +61,10 @@ class Settings(BaseSettings):
     key_file: Path | None = None
     log_file: Path | None = None
     log_level: str = "INFO"
-    # Public base URL of the API, used in signed one-click unsubscribe links.
+    # Public base URL of the public endpoint (behind the user's TLS reverse proxy), used in
+    # signed one-click unsubscribe links; public_bind is where ``run`` listens for it.
     public_url: str = "http://127.0.0.1:8025"
+    public_bind: str = "127.0.0.1:8025"
     dns_nameserver: str | None = None
     """``HOST[:PORT]`` of the nameserver for DNS checks and the launch gate (None: system)."""
     dns_timeout: float = 3.0
@@ -83,6 +94,7 @@ class Settings(BaseSettings):
             WarmupMarker(self.warmup_marker_prefix, self.warmup_marker_header)
         except ValueError as exc:
             raise ValueError(f"MAILFLEET_WARMUP_MARKER_PREFIX / _HEADER: {exc}") from None
+        parse_bind(self.public_bind, "MAILFLEET_PUBLIC_BIND")
 
     def warmup_config(self) -> WarmupConfig:
         """The installation's warmup: its marker, the default ramp and peer behaviour."""

@@ -10,7 +10,7 @@ them through its own gatherer) and its checks to :data:`LAUNCH_CHECKS`; nothing
 else has to change.
 
 The pre-launch gate (issue 8) is that: :class:`GateFacts` (gathered by
-``mailfleet.store.launch.gate_facts`` with a :class:`DomainChecker` for DNS) and
+``mailfleet.services.gate.gather`` with a :class:`DomainChecker` for DNS) and
 four checks — every selected mailbox connected and not paused, past its warmup
 period, its domain passing MX/SPF/DKIM/DMARC, and the lead list validated.
 ``campaign start --force`` starts despite their errors and records them.
@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
+
+from mailfleet.content.unsubscribe import public_url_problem
 
 #: DNS checks the gate requires of every sending domain.
 DNS_CHECKS = ("mx", "spf", "dkim", "dmarc")
@@ -57,6 +59,7 @@ class GateMailbox:
     reason: str | None  # why it is paused or disconnected
     domain: str
     warmup_started: datetime  # its first warmup send, else when it was added
+    rehearsal: bool = False  # the sandbox or a server on this machine: no real recipient
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,7 @@ class GateFacts:
     validation: LeadCheck | None
     unvalidated: int  # active enrollments made after the latest validation (or ever, if none)
     warmup_days: int = DEFAULT_WARMUP_DAYS
+    public_url: str | None = None  # MAILFLEET_PUBLIC_URL; None: links not checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,17 +171,33 @@ def warmup_running(facts: LaunchFacts) -> Iterable[Finding]:
     active = [m for m in facts.mailboxes if m.active]
     names = ", ".join(m.address for m in held)
     why = (
-        "warmup is on for them but no warmup send was recorded in 24 hours, so the "
-        "warmup ratio (2 warmup sends per cold send by default) holds every cold send back. "
-        "mailfleet's warmup engine is not built yet; if a mailbox is warmed by another "
-        "tool, turn its rule off explicitly: `mailfleet warmup off ADDRESS`"
+        "warmup is on for them but no warmup send was recorded in 24 hours; each cold send "
+        "waits for its warmup sends (2 per cold send by default), so cold mail starts once "
+        "`mailfleet run` has sent the day's first warmup, inside the mailbox's warmup hours"
     )
-    if len(held) == len(active):
-        yield Finding(
-            "error", "warmup_not_running", f"no mailbox can send cold mail: {names}: {why}"
-        )
-    else:
-        yield Finding("warning", "warmup_not_running", f"{names} will send no cold mail: {why}")
+    scope = "no mailbox" if len(held) == len(active) else names
+    yield Finding(
+        "warning",
+        "warmup_not_running",
+        f"{scope} will send cold mail before its warmup runs ({names}): {why}",
+    )
+
+
+def links_reachable(facts: LaunchFacts) -> Iterable[Finding]:
+    """Unsubscribe links work for real recipients: https, unless only rehearsal mailboxes send."""
+    gate = facts.gate
+    if gate is None or gate.public_url is None:
+        return
+    problem = public_url_problem(gate.public_url)
+    real = [m.address for m in gate.mailboxes if not m.rehearsal]
+    if problem is None or not real:
+        return
+    yield Finding(
+        "error",
+        "public_url_not_https",
+        f"every message carries a one-click unsubscribe link, and {problem}; "
+        f"it would go out from {', '.join(real[:5])}{' …' if len(real) > 5 else ''}",
+    )
 
 
 def mailboxes_connected(facts: LaunchFacts) -> Iterable[Finding]:
@@ -277,6 +297,7 @@ def leads_validated(facts: LaunchFacts) -> Iterable[Finding]:
 
 GATE_CHECKS: tuple[Check, ...] = (
     mailboxes_connected,
+    links_reachable,
     warmup_period,
     domains_authenticated,
     leads_validated,

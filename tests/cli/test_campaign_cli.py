@@ -259,11 +259,17 @@ def test_start_checks_readiness_then_pause_and_resume(
     csv = write(tmp_path / "l.csv", "email\nann@acme.example\n")
     assert run("leads", "import", str(csv), "--campaign", "Q3").exit_code == 0
     refused = run("campaign", "start", "Q3")
-    assert (
-        refused.exit_code == 2
-        and "warmup" in flat(refused)
-        and "mailfleet warmup off" in flat(refused)
-    )
+    # The default public URL is loopback: unsubscribe links would not work for recipients.
+    assert refused.exit_code == 2 and "MAILFLEET_PUBLIC_URL" in flat(refused)
+    assert "public_url_not_https" not in flat(refused)
+    monkeypatch.setenv("MAILFLEET_PUBLIC_URL", "https://links.brand.example")
+    refused = run("campaign", "start", "Q3")
+    assert refused.exit_code == 2 and "MAILFLEET_PUBLIC_URL" not in flat(refused)
+    # Warmup that has not run yet is a warning: `mailfleet run` sends it before cold mail.
+    readiness = json.loads(run("campaign", "show", "Q3", "--json").output)["readiness"]
+    warmup = [f for f in readiness if f["code"] == "warmup_not_running"]
+    assert [f["level"] for f in warmup] == ["warning"]
+    assert "mailfleet run" in warmup[0]["message"] and "not built" not in warmup[0]["message"]
     off = run("warmup", "off", "a@brand.example")
     assert off.exit_code == 0 and "warmup off" in flat(off)
     young = run("campaign", "start", "Q3")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from datetime import timedelta
@@ -138,17 +139,44 @@ def test_a_ready_fleet_passes_and_late_enrollments_need_validation() -> None:
 
 
 async def test_a_checker_that_raises_or_answers_nonsense_is_a_finding() -> None:
-    from mailfleet.store.launch import _check_domain
+    from mailfleet.services.gate import check_domain
 
-    timed_out = await _check_domain(FakeDns({}, broken="x.example"), "x.example", "google")
+    timed_out = await check_domain(FakeDns({}, broken="x.example"), "x.example", "google")
     assert timed_out.error is not None and "TimeoutError" in timed_out.error
-    odd = await _check_domain(FakeDns({"x.example": ("spf", "bimi")}), "x.example", "google")
+    odd = await check_domain(FakeDns({"x.example": ("spf", "bimi")}), "x.example", "google")
     assert odd.failing == ("spf",) and "bimi" in (odd.error or "")
     found = assess(facts((box("a@x.example"),), (timed_out,), validation=VALID))
     assert [f.code for f in found] == ["dns_lookup_failed"]
 
 
 # -- through the CLI ------------------------------------------------------------------------
+
+
+def _links(url: str, *, rehearsal: bool) -> list[str]:
+    box = GateMailbox("a@brand.example", "active", None, "brand.example", NOW, rehearsal=rehearsal)
+    found = assess(replace_gate(facts((box,)), public_url=url))
+    return [f.code for f in found if f.level == "error"]
+
+
+def replace_gate(item: LaunchFacts, **changes: object) -> LaunchFacts:
+    assert item.gate is not None
+    return dataclasses.replace(item, gate=dataclasses.replace(item.gate, **changes))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("url", "rehearsal", "refused"),
+    [
+        ("https://links.brand.example", False, False),
+        ("http://links.brand.example", False, True),  # a real recipient's client gets http
+        ("http://127.0.0.1:8025", False, True),  # loopback: nobody outside can reach it
+        ("http://127.0.0.1:8025", True, False),  # the sandbox: the recipient is this machine
+        ("links.brand.example/u", False, True),
+    ],
+)
+def test_start_refuses_unsubscribe_links_real_recipients_cannot_use(
+    url: str, rehearsal: bool, refused: bool
+) -> None:
+    assert ("public_url_not_https" in _links(url, rehearsal=rehearsal)) is refused
 
 
 @pytest.fixture
@@ -158,6 +186,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("MAILFLEET_DATABASE_URL", raising=False)
     monkeypatch.delenv("MAILFLEET_SECRET_KEY", raising=False)
     monkeypatch.setenv("BOX_PASSWORD", "pw-not-verified")
+    monkeypatch.setenv("MAILFLEET_PUBLIC_URL", "https://links.brand.example")
     return folder
 
 

@@ -329,3 +329,53 @@ def test_keys_rotate_with_environment_keys(home: Path, monkeypatch: pytest.Monke
     blob = secrets_in_db(home)["kim@example.org"][1]
     assert SecretBox([new.encode()]).open(blob) == {"password": APP_SECRET}
     assert not (home / "secret.key").exists()
+
+
+def test_mailbox_set_changes_settings_keeps_history_and_refuses_bad_values(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BOX_PW", "pw-not-checked")
+
+    def run(*args: str) -> Result:
+        return runner.invoke(app, list(args))
+
+    added = run(
+        "mailbox", "add", "a@brand.example", "--provider", "generic",
+        "--smtp-host", "smtp.brand.example", "--smtp-port", "587", "--password-env", "BOX_PW",
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    changed = run(
+        "mailbox", "set", "a@brand.example", "--timezone", "Europe/Berlin", "--min-gap", "12",
+        "--imap-host", "", "--pop3-host", "pop.brand.example", "--pop3-port", "995",
+        "--pop3-security", "tls", "--tag", "cold", "--daily-cap", "20",
+    )  # fmt: skip
+    assert changed.exit_code == 0, changed.output
+    assert "timezone 'UTC' → 'Europe/Berlin'" in flat(changed)
+    with sqlite3.connect(home / "mailfleet.db") as db:
+        row = db.execute(
+            "select timezone, min_gap_seconds, imap_host, pop3_host, pop3_port, pop3_security, "
+            "tags, daily_cap from mailbox"
+        ).fetchone()
+        kinds = [k for (k,) in db.execute("select kind from event order by id")]
+    assert row == ("Europe/Berlin", 720, None, "pop.brand.example", 995, "tls", '["cold"]', 20)
+    assert kinds.count("mailbox.changed") == 1
+    for args, why in [
+        (["--timezone", "Mars/Base"], "not an IANA zone"),
+        (["--smtp-port", "0"], "not a TCP port"),
+        (["--smtp-security", "plain"], "loopback"),
+        (["--pop3-security", "ssl"], "not one of tls, starttls, plain"),
+        (["--ca-file", "/no/such.pem"], "no such file"),
+        ([], "nothing to change"),
+    ]:
+        refused = run("mailbox", "set", "a@brand.example", *args)
+        assert refused.exit_code == 2 and why in flat(refused), (args, refused.output)
+    with sqlite3.connect(home / "mailfleet.db") as db:
+        assert db.execute("select timezone, smtp_port from mailbox").fetchone() == (
+            "Europe/Berlin",
+            587,
+        )
+    m365 = run("mailbox", "add", "b@brand.example", "--password-env", "BOX_PW")
+    assert m365.exit_code == 0, m365.output
+    refused = run("mailbox", "set", "b@brand.example", "--max-per-minute", "31")
+    assert refused.exit_code == 2 and "30 messages a minute" in flat(refused)
+    assert run("mailbox", "set", "b@brand.example", "--max-per-minute", "20").exit_code == 0

@@ -175,6 +175,21 @@ def test_unsubscribe_url_must_be_absolute_http() -> None:
         build_message(replace(SPEC, unsubscribe_url="javascript:alert(1)"))
 
 
+@pytest.mark.parametrize(
+    "url", ["http://u.brand-mail.com/unsubscribe/t", "http://10.0.0.5/u/t", "ftp://x.example/t"]
+)
+def test_plain_http_unsubscribe_is_refused_off_loopback(url: str) -> None:
+    with pytest.raises(MessageBuildError, match="https"):
+        build_message(replace(SPEC, unsubscribe_url=url))
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8025/unsubscribe/t", "http://localhost/u/t", "http://[::1]:80/u"]
+)
+def test_plain_http_unsubscribe_is_allowed_on_loopback(url: str) -> None:
+    assert _parsed(replace(SPEC, unsubscribe_url=url))["List-Unsubscribe"] == f"<{url}>"
+
+
 def test_extra_headers_are_added_but_cannot_replace_ours() -> None:
     msg = _parsed(replace(SPEC, extra_headers={"X-Mailfleet-Send": "42"}))
     assert msg["X-Mailfleet-Send"] == "42"

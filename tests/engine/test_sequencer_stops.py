@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from mailfleet.campaigns import parse_campaign
 from mailfleet.clock import VirtualClock, utc
-from mailfleet.engine.stops import StopReason, stop_lead, suppress
 from mailfleet.sandbox import Sandbox
+from mailfleet.services.stops import StopReason, stop_lead, suppress
 from mailfleet.store import (
     Campaign,
     CampaignStatus,

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from email import message_from_bytes
+from email import policy as email_policy
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from sqlalchemy import func, select
 
 from mailfleet.clock import VirtualClock
 from mailfleet.engine.inbox import InboxSettings, InboxSync
+from mailfleet.inbox import InboxPolicy
 from mailfleet.sandbox import INBOX, JUNK, AnswerShares, Sandbox
 from mailfleet.store import (
     Enrollment,
@@ -150,6 +155,45 @@ async def test_unsubscribe_suppresses_in_the_workspace(world: InboxWorld) -> Non
     async with world.db.session() as session:
         reasons = {s.reason for s in (await session.scalars(select(Suppression))).all()}
     assert reasons == {"unsubscribe"}
+
+
+async def test_an_answer_to_the_mailto_link_unsubscribes_the_lead_its_token_names(
+    tmp_path: Path, clock: VirtualClock, sandbox: Sandbox
+) -> None:
+    keys = InboxPolicy(unsubscribe_keys=(b"k" * 32,))  # the world's engine signs with it
+    w = await build(
+        tmp_path, clock, sandbox, inbox_settings=InboxSettings(concurrency=4, policy=keys)
+    )
+    try:
+        await w.send_due()
+        async with w.db.session() as session:
+            sends = list((await session.scalars(select(Send).order_by(Send.id))).all())
+        stored = w.sandbox.store.find_by_message_id(sends[1].to_address, INBOX, sends[1].message_id)
+        assert stored is not None
+        header = message_from_bytes(stored.raw, policy=email_policy.default)["List-Unsubscribe"]
+        mailto = next(u for u in re.findall(r"<([^>]+)>", str(header)) if u.startswith("mailto:"))
+        target, _, query = mailto.removeprefix("mailto:").partition("?subject=")
+        assert target == SENDER
+        # Sent from another address of the person (an alias): the token says who it is.
+        w.deliver(message(sender="alias@home.example", subject=unquote(query), body=""))
+        # A forged token from someone else unsubscribes nobody.
+        forged = unquote(query)[:-4] + "0000"
+        w.deliver(message(sender="prank@else.example", subject=forged, body=""))
+        await w.inbox.sync_all()
+        states = await enrollments(w)
+        assert states[sends[1].to_address].status == EnrollmentStatus.UNSUBSCRIBED
+        others = {e.status for a, e in states.items() if a != sends[1].to_address}
+        assert others == {EnrollmentStatus.ACTIVE}
+        async with w.db.session() as session:
+            events = (await session.scalars(select(Event).where(Event.kind == "unsubscribe"))).all()
+        by_source = sorted(e.message for e in events)
+        # The forged subject still reads as a request to remove its own sender.
+        assert by_source == [
+            f"{sends[1].to_address} unsubscribed (mailto); 1 sequence(s) ended",
+            "prank@else.example unsubscribed (reply); 0 sequence(s) ended",
+        ]
+    finally:
+        await w.close()
 
 
 async def test_a_reply_in_junk_is_moved_to_inbox_and_recorded_once(world: InboxWorld) -> None:

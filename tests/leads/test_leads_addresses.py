@@ -91,3 +91,25 @@ def test_suppressions_match_addresses_and_parent_domains() -> None:
     assert suppressed("ceo@acme.com") == "manual"
     assert suppressed("ceo@eu.sales.acme.com") == "manual"
     assert suppressed("ceo@notacme.com") is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("Bob@Mail.LOCAL", "bob@mail.local"),
+        ("ops@localhost", "ops@localhost"),
+        ("a@b.test", "a@b.test"),
+        ("x@srv.invalid", "x@srv.invalid"),
+        ("plain@acme.com", "plain@acme.com"),
+    ],
+)
+def test_reserved_domains_are_accepted_only_for_a_rehearsal(raw: str, normalized: str) -> None:
+    assert normalize_address(raw, allow_test_domains="reserved").normalized == normalized
+    if "." in normalized.rpartition("@")[2] and not normalized.endswith("acme.com"):
+        with pytest.raises(InvalidAddress, match="--allow-reserved-domains"):
+            normalize_address(raw)
+
+
+def test_a_reserved_domain_is_still_checked_for_syntax() -> None:
+    with pytest.raises(InvalidAddress, match="SPACE"):
+        normalize_address("a b@c.local", allow_test_domains="reserved")

@@ -15,40 +15,28 @@ says so in a warning).
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailfleet.campaigns import CampaignFileError, StopRules, load_campaign
+from mailfleet.campaign_reference import reference_markdown
+from mailfleet.campaigns import CampaignFileError, CampaignSpec, load_campaign
 from mailfleet.cli.common import (
-    CommandError,
-    campaign,
     console,
     fail,
     settings,
     with_db,
-    workspace,
 )
 from mailfleet.clock import SystemClock
 from mailfleet.engine.dns_checks import ResolverDomainChecker
-from mailfleet.readiness import DomainChecker, Finding, assess
+from mailfleet.readiness import DomainChecker
+from mailfleet.services import campaigns
 from mailfleet.store import (
-    Campaign,
-    CampaignStatus,
     Database,
-    Enrollment,
-    Send,
-    Workspace,
 )
-from mailfleet.store import commands as store_commands
-from mailfleet.store import repository as repo
-from mailfleet.store.launch import gate_facts
 from mailfleet.transport.dns import DnsResolver, NameserverError
 
 
@@ -98,6 +86,19 @@ def campaign_validate(
     )
 
 
+@campaign_app.command("schema")
+def campaign_schema(
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="The reference table instead of JSON Schema.")
+    ] = False,
+) -> None:
+    """Print the campaign file's JSON Schema (for editors), or its reference as Markdown."""
+    if markdown:
+        print(reference_markdown(), end="")
+    else:
+        print(json.dumps(CampaignSpec.model_json_schema(), indent=2))
+
+
 @campaign_app.command("create")
 def campaign_create(path: Path, workspace_slug: WorkspaceOption = None) -> None:
     """Validate a campaign file and store it as a draft (templates checked, nothing sent)."""
@@ -106,48 +107,20 @@ def campaign_create(path: Path, workspace_slug: WorkspaceOption = None) -> None:
     except CampaignFileError as exc:
         raise fail(str(exc)) from None
 
-    async def run(db: Database) -> tuple[str, list[str]]:
-        async with db.session() as session:
-            ws = await workspace(session, workspace_slug, create=True)
-            taken = await session.scalar(
-                select(Campaign.id).where(
-                    Campaign.workspace_id == ws.id, Campaign.name == spec.name
-                )
-            )
-            if taken is not None:
-                raise CommandError(
-                    f"{path}: workspace {ws.slug!r} already has a campaign {spec.name!r}; "
-                    "rename it in the file"
-                )
-            now = SystemClock().now()
-            row = store_commands.campaign_from_spec(ws.id, spec, now)
-            session.add(row)
-            await session.flush()
-            repo.add_event(
-                session,
-                workspace_id=ws.id,
-                at=now,
-                kind="campaign.created",
-                message=f"from {path}",
-                campaign_id=row.id,
-            )
-            facts = await repo.launch_facts(session, row, now)
-            notes = [
-                f.message
-                for f in assess(facts)
-                if f.code in ("mailbox_missing", "tag_unmatched", "no_mailbox")
-            ]
-            return ws.slug, notes
+    async def run(db: Database) -> campaigns.Created:
+        return await campaigns.create(
+            db, spec, source=str(path), workspace_slug=workspace_slug, at=SystemClock().now()
+        )
 
-    slug, notes = with_db(run)
+    created = with_db(run)
     console.print(
-        f"created campaign {spec.name!r} in workspace {slug!r} as a draft "
+        f"created campaign {spec.name!r} in workspace {created.workspace!r} as a draft "
         f"({len(spec.steps)} steps); import leads with "
         f"`mailfleet leads import FILE.csv --campaign {spec.name!r}`, then "
         f"`mailfleet campaign start {spec.name!r}`",
         highlight=False,
     )
-    for note in notes:
+    for note in created.notes:
         console.print(f"  [yellow]![/] {note}", highlight=False)
 
 
@@ -156,21 +129,10 @@ def campaign_list(workspace_slug: WorkspaceOption = None, as_json: JsonOption = 
     """Every campaign with its status, leads and sends."""
 
     async def run(db: Database) -> list[dict[str, Any]]:
-        async with db.session() as session:
-            query = (
-                select(Campaign, Workspace.slug)
-                .join(Workspace, Workspace.id == Campaign.workspace_id)
-                .order_by(Workspace.slug, Campaign.name)
-            )
-            if workspace_slug is not None:
-                query = query.where(Workspace.slug == workspace_slug)
-            out = []
-            for row, slug in (await session.execute(query)).all():
-                out.append(
-                    {"name": row.name, "workspace": slug, "status": row.status}
-                    | await _counts(session, row)
-                )
-            return out
+        return [
+            {"name": c.name, "workspace": c.workspace, "status": c.status} | _counts(c.counts)
+            for c in await campaigns.list_campaigns(db, workspace_slug)
+        ]
 
     items = with_db(run)
     if as_json:
@@ -193,37 +155,60 @@ def campaign_list(workspace_slug: WorkspaceOption = None, as_json: JsonOption = 
     console.print(table)
 
 
-async def _counts(session: AsyncSession, row: Campaign) -> dict[str, Any]:
-    enrollments = dict(
-        (
-            await session.execute(
-                select(Enrollment.status, func.count())
-                .where(Enrollment.campaign_id == row.id)
-                .group_by(Enrollment.status)
-            )
-        ).all()
-    )
-    sends = dict(
-        (
-            await session.execute(
-                select(Send.status, func.count())
-                .where(Send.campaign_id == row.id)
-                .group_by(Send.status)
-            )
-        ).all()
-    )
+def _counts(counts: campaigns.Counts) -> dict[str, Any]:
     return {
-        "enrolled": sum(enrollments.values()),
-        "enrollments": {str(k): int(v) for k, v in enrollments.items()},
-        "sends": {str(k): int(v) for k, v in sends.items()},
+        "enrolled": counts.enrolled,
+        "enrollments": counts.enrollments,
+        "sends": counts.sends,
     }
 
 
-def _window(row: Campaign) -> str:
-    days = ", ".join(DAYS[d - 1] for d in sorted(row.window_days))
+def _window(row: campaigns.CampaignView) -> str:
+    days = ", ".join(DAYS[d - 1] for d in row.window_days)
     start, end = row.window_start_minute, row.window_end_minute
     zone = "the lead's timezone" if row.use_lead_timezone else row.timezone
     return f"{days} {start // 60:02d}:{start % 60:02d}–{end // 60:02d}:{end % 60:02d} ({zone})"
+
+
+def _delay(days: int, minutes: int, business: bool) -> str:
+    parts = [f"{days} {'business ' if business else ''}days"] if days or not minutes else []
+    if minutes // 60:
+        parts.append(f"{minutes // 60} h")
+    if minutes % 60:
+        parts.append(f"{minutes % 60} min")
+    return "+" + " ".join(parts)
+
+
+def _view_json(view: campaigns.CampaignView) -> dict[str, Any]:
+    return {
+        "name": view.name,
+        "status": view.status,
+        "window": _window(view),
+        "daily_cap": view.daily_cap,
+        "mailbox_tags": list(view.mailbox_tags),
+        "mailbox_list": list(view.mailbox_list),
+        "mailboxes": list(view.mailboxes),
+        "stop": view.stop.model_dump(),
+        "steps": [
+            {
+                "position": s.position,
+                "delay_days": s.delay_days,
+                "delay_minutes": s.delay_minutes,
+                "business_days": s.business_days,
+                "threaded": s.threaded,
+                "subject": s.subject,
+                "variants": [
+                    {"name": v.name, "weight": v.weight, "subject": v.subject, "sent": v.sent}
+                    for v in s.variants
+                ],
+            }
+            for s in view.steps
+        ],
+        **_counts(view.counts),
+        "readiness": [
+            {"level": f.level, "code": f.code, "message": f.message} for f in view.readiness
+        ],
+    }
 
 
 @campaign_app.command("show")
@@ -233,57 +218,15 @@ def campaign_show(
     """One campaign: settings, steps and variants, counts, and what would stop it starting."""
 
     async def run(db: Database) -> dict[str, Any]:
-        async with db.session() as session:
-            row = await campaign(session, name, workspace_slug)
-            now = SystemClock().now()
-            mailboxes = await repo.selected_mailboxes(session, row)
-            variants = Counter(
-                (int(step or 0), str(variant))
-                for step, variant in (
-                    await session.execute(
-                        select(Send.step_position, Send.variant).where(
-                            Send.campaign_id == row.id,
-                            Send.variant.is_not(None),
-                            Send.status == "sent",
-                        )
-                    )
-                ).all()
-            )
-            settings = row.settings or {}
-            return {
-                "name": row.name,
-                "status": row.status,
-                "window": _window(row),
-                "daily_cap": row.daily_cap,
-                "mailbox_tags": list(row.mailbox_tags or []),
-                "mailbox_list": list(settings.get("mailboxes") or []),
-                "mailboxes": [m.address for m in mailboxes],
-                "stop": StopRules.from_settings(settings).model_dump(),
-                "steps": [
-                    {
-                        "position": s.position,
-                        "delay_days": s.delay_days,
-                        "business_days": s.business_days,
-                        "threaded": s.threaded,
-                        "subject": s.subject,
-                        "variants": [
-                            {
-                                "name": v["name"],
-                                "weight": v["weight"],
-                                "subject": v["subject"],
-                                "sent": variants.get((s.position, v["name"]), 0),
-                            }
-                            for v in (s.variants or {}).get("variants") or []
-                        ],
-                    }
-                    for s in row.steps
-                ],
-                **await _counts(session, row),
-                "readiness": [
-                    {"level": f.level, "code": f.code, "message": f.message}
-                    for f in assess(await gate_facts(session, row, now, domain_checker()))
-                ],
-            }
+        view = await campaigns.show(
+            db,
+            name,
+            workspace_slug=workspace_slug,
+            at=SystemClock().now(),
+            checker=domain_checker(),
+            public_url=settings().public_url,
+        )
+        return _view_json(view)
 
     item = with_db(run)
     if as_json:
@@ -307,7 +250,7 @@ def campaign_show(
     rules += ["soft bounce"] if stop["on_bounce"] == "any" else []
     console.print(f"stops on: {', '.join(rules)}", highlight=False)
     for step in item["steps"]:
-        delay = f"+{step['delay_days']} {'business ' if step['business_days'] else ''}days"
+        delay = _delay(step["delay_days"], step["delay_minutes"], step["business_days"])
         thread = "threaded" if step["threaded"] and step["position"] > 1 else step["subject"]
         console.print(f"  step {step['position']} ({delay}): {thread}", highlight=False)
         for v in step["variants"]:
@@ -325,64 +268,20 @@ def campaign_show(
         console.print(f"  {mark} {finding['message']}", highlight=False)
 
 
-def _transition(
-    name: str,
-    workspace_slug: str | None,
-    allowed: tuple[str, ...],
-    target: CampaignStatus,
-    verb: str,
-    *,
-    force: bool = False,
-) -> None:
-    async def run(db: Database) -> list[Finding]:
-        async with db.session() as session:
-            row = await campaign(session, name, workspace_slug)
-            if row.status == target:
-                raise CommandError(f"campaign {name!r} is already {target}")
-            if row.status not in allowed:
-                hint = {
-                    CampaignStatus.PAUSED: "resume it",
-                    CampaignStatus.DRAFT: "start it",
-                    CampaignStatus.ACTIVE: "pause it",
-                }.get(CampaignStatus(row.status), "create a new one")
-                raise CommandError(f"campaign {name!r} is {row.status}: {hint} instead")
-            now = SystemClock().now()
-            findings: list[Finding] = []
-            if verb == "started":
-                findings = assess(await gate_facts(session, row, now, domain_checker()))
-                errors = [f for f in findings if f.level == "error"]
-                if errors and not force:
-                    lines = "\n".join(f"  ✗ {f.message}" for f in errors)
-                    raise CommandError(
-                        f"campaign {name!r} cannot start:\n{lines}\n"
-                        "(--force starts it anyway and records these reasons)"
-                    )
-                if errors:
-                    event = repo.add_event(
-                        session,
-                        workspace_id=row.workspace_id,
-                        at=now,
-                        kind="campaign.forced",
-                        message=f"started despite {len(errors)} launch check error(s): "
-                        + "; ".join(f.message for f in errors),
-                        campaign_id=row.id,
-                    )
-                    event.data = {
-                        "overridden": [{"code": f.code, "message": f.message} for f in errors]
-                    }
-                row.started_at = row.started_at or now
-            row.status = target
-            repo.add_event(
-                session,
-                workspace_id=row.workspace_id,
-                at=now,
-                kind=f"campaign.{verb}",
-                message=f"campaign {row.name} {verb}",
-                campaign_id=row.id,
-            )
-            return findings
+def _transition(name: str, workspace_slug: str | None, verb: str, *, force: bool = False) -> None:
+    async def run(db: Database) -> campaigns.Transitioned:
+        return await campaigns.transition(
+            db,
+            name,
+            verb,
+            workspace_slug=workspace_slug,
+            at=SystemClock().now(),
+            checker=domain_checker() if verb == "started" else None,
+            public_url=settings().public_url,
+            force=force,
+        )
 
-    for finding in with_db(run):
+    for finding in with_db(run).findings:
         if finding.level == "error":
             console.print(f"  [red]✗ overridden:[/] {finding.message}", highlight=False)
         else:
@@ -402,23 +301,16 @@ def campaign_start(
     ] = False,
 ) -> None:
     """Start sending a draft campaign, once its launch checks (the pre-launch gate) pass."""
-    _transition(
-        name,
-        workspace_slug,
-        (CampaignStatus.DRAFT,),
-        CampaignStatus.ACTIVE,
-        "started",
-        force=force,
-    )
+    _transition(name, workspace_slug, "started", force=force)
 
 
 @campaign_app.command("pause")
 def campaign_pause(name: str, workspace_slug: WorkspaceOption = None) -> None:
     """Stop sending; every lead keeps its place in the sequence."""
-    _transition(name, workspace_slug, (CampaignStatus.ACTIVE,), CampaignStatus.PAUSED, "paused")
+    _transition(name, workspace_slug, "paused")
 
 
 @campaign_app.command("resume")
 def campaign_resume(name: str, workspace_slug: WorkspaceOption = None) -> None:
     """Send again after a pause; steps that fell due meanwhile go out first."""
-    _transition(name, workspace_slug, (CampaignStatus.PAUSED,), CampaignStatus.ACTIVE, "resumed")
+    _transition(name, workspace_slug, "resumed")

@@ -3,23 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import typer
 from rich.console import Console
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailfleet.config import DataFolderError, Settings
-from mailfleet.store import Campaign, Database, Workspace
+from mailfleet.services.errors import ServiceError
+from mailfleet.services.lookup import campaign, workspace
+from mailfleet.store import Database
+
+__all__ = [
+    "CommandError",
+    "campaign",
+    "console",
+    "err_console",
+    "fail",
+    "settings",
+    "setup_logging",
+    "with_db",
+    "workspace",
+]
 
 console = Console()
 err_console = Console(stderr=True)
 T = TypeVar("T")
 
 
-class CommandError(Exception):
+class CommandError(ServiceError):
     """A user-facing failure: printed as ``mailfleet: <message>``, exit code 2."""
 
 
@@ -41,6 +54,20 @@ def settings() -> Settings:
     return current
 
 
+def setup_logging(config: Settings) -> None:
+    """Log to ``MAILFLEET_LOG_FILE`` (``$MAILFLEET_HOME/logs/mailfleet.log``) at its level."""
+    log_file = config.resolved_log_file
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(config.log_level.upper())
+    # aiosmtpd and uvicorn are chatty at INFO; their warnings still reach the log.
+    for noisy in ("mail.log", "uvicorn", "uvicorn.access", "uvicorn.error"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def with_db(work: Callable[[Database], Awaitable[T]]) -> T:
     """Run ``work`` against the migrated database; a :class:`CommandError` exits 2."""
 
@@ -54,48 +81,5 @@ def with_db(work: Callable[[Database], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(run())
-    except CommandError as exc:
+    except ServiceError as exc:  # a CommandError, or a service refusing the request
         raise fail(str(exc)) from None
-
-
-async def workspace(session: AsyncSession, slug: str | None, *, create: bool = False) -> Workspace:
-    """The workspace called ``slug``, or the only one there is (``create``: make it if new)."""
-    if slug is not None:
-        found = await session.scalar(select(Workspace).where(Workspace.slug == slug))
-        if found is not None:
-            return found
-        if not create:
-            raise CommandError(f"no workspace {slug!r}")
-    else:
-        every = list((await session.scalars(select(Workspace).order_by(Workspace.slug))).all())
-        if len(every) == 1:
-            return every[0]
-        if every:
-            names = ", ".join(w.slug for w in every)
-            raise CommandError(f"several workspaces ({names}): name one with --workspace")
-        if not create:
-            raise CommandError("no workspace yet: add a mailbox or create a campaign first")
-        slug = "default"
-    from mailfleet.clock import SystemClock
-
-    made = Workspace(slug=slug, name=slug, created_at=SystemClock().now())
-    session.add(made)
-    await session.flush()
-    return made
-
-
-async def campaign(session: AsyncSession, name: str, slug: str | None) -> Campaign:
-    """The campaign called ``name`` (in workspace ``slug`` when given), with its steps."""
-    from sqlalchemy.orm import selectinload
-
-    query = select(Campaign).where(Campaign.name == name).options(selectinload(Campaign.steps))
-    if slug is not None:
-        query = query.join(Workspace, Workspace.id == Campaign.workspace_id).where(
-            Workspace.slug == slug
-        )
-    found = list((await session.scalars(query)).all())
-    if not found:
-        raise CommandError(f"no campaign {name!r}; create it with `mailfleet campaign create FILE`")
-    if len(found) > 1:
-        raise CommandError(f"campaign {name!r} is in several workspaces; name one with --workspace")
-    return found[0]

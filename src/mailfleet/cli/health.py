@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mailfleet.cli.common import CommandError, console, with_db
+from mailfleet.cli.common import console, with_db
 from mailfleet.cli.common import workspace as find_workspace
 from mailfleet.clock import SystemClock
 from mailfleet.deliverability.health import (
@@ -25,6 +25,7 @@ from mailfleet.deliverability.health import (
     assess_fleet,
 )
 from mailfleet.engine.health import HealthReport, apply_health
+from mailfleet.services.errors import ServiceError
 from mailfleet.store import Database
 from mailfleet.store.health import mailbox_evidence
 
@@ -94,7 +95,7 @@ def health(
         async with db.session() as session:
             try:
                 found = await find_workspace(session, workspace)
-            except CommandError:
+            except ServiceError:
                 if workspace is not None:
                     raise
                 return HealthReport(at=now)  # nothing set up yet

@@ -16,9 +16,10 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from mailfleet.cli.common import CommandError, console, with_db
+from mailfleet.cli.common import console, with_db
 from mailfleet.cli.common import workspace as find_workspace
 from mailfleet.inbound import Kind
+from mailfleet.services.errors import ServiceError
 from mailfleet.store import Database
 from mailfleet.store.inbox_queries import REPLY_KINDS, InboxEntry, unified_inbox
 
@@ -84,7 +85,7 @@ def inbox(
         async with db.session() as session:
             try:
                 found = await find_workspace(session, workspace)
-            except CommandError:
+            except ServiceError:
                 if workspace is not None:
                     raise
                 return []  # nothing set up yet: an empty inbox

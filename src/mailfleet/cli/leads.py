@@ -73,6 +73,13 @@ def leads_import(
             help="Enroll leads that are in another campaign's sequence too.",
         ),
     ] = False,
+    allow_reserved: Annotated[
+        bool,
+        typer.Option(
+            "--allow-reserved-domains",
+            help="Accept special-use domains (.test, .local, .localhost …): rehearsals only.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Import a lead CSV into a campaign; exits 0 once committed (every row is in the report)."""
@@ -101,7 +108,11 @@ def leads_import(
                 try:
                     with path.open(encoding="utf-8-sig", newline="") as handle:
                         reader = read_leads(
-                            handle, source=str(path), mapping=columns, suppressed=suppressed
+                            handle,
+                            source=str(path),
+                            mapping=columns,
+                            suppressed=suppressed,
+                            allow_test_domains="reserved" if allow_reserved else False,
                         )
                         for number, item in enumerate(reader, start=1):
                             if isinstance(item, ParsedLead):

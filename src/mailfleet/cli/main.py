@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +16,7 @@ from rich.table import Table
 
 from mailfleet.campaigns import CampaignFileError
 from mailfleet.cli.campaign import campaign_app
+from mailfleet.cli.common import setup_logging
 from mailfleet.cli.dns import dns_app
 from mailfleet.cli.doctor import doctor
 from mailfleet.cli.health import health
@@ -26,6 +26,7 @@ from mailfleet.cli.inventory import inventory
 from mailfleet.cli.keys import keys_app
 from mailfleet.cli.leads import leads_import
 from mailfleet.cli.mailbox import mailbox_app
+from mailfleet.cli.mailbox_set import mailbox_set
 from mailfleet.cli.run import run
 from mailfleet.cli.sends import sends_app
 from mailfleet.cli.simulate import simulate
@@ -58,6 +59,7 @@ app.command("simulate")(simulate)
 app.add_typer(dns_app, name="dns")
 app.add_typer(workspace_app, name="workspace")
 app.command("inventory")(inventory)
+mailbox_app.command("set")(mailbox_set)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -73,19 +75,6 @@ def _settings() -> Settings:
         return Settings()
     except Exception as exc:  # pydantic reports bad values in env or the TOML file
         raise _fail(f"invalid configuration: {exc}") from None
-
-
-def _setup_logging(settings: Settings) -> None:
-    log_file = settings.resolved_log_file
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(log_file, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(settings.log_level.upper())
-    # aiosmtpd and uvicorn are chatty at INFO; their warnings still reach the log.
-    for noisy in ("mail.log", "uvicorn", "uvicorn.access", "uvicorn.error"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @app.command()
@@ -110,7 +99,7 @@ def demo(
         settings.ensure_home()
     except DataFolderError as exc:
         raise _fail(str(exc)) from None
-    _setup_logging(settings)
+    setup_logging(settings)
     console.print(
         f"[bold]mailfleet demo[/]: {days} simulated day(s), data in {settings.home}",
         highlight=False,

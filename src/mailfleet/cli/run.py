@@ -9,7 +9,9 @@ One asyncio loop runs, side by side:
 * the inbox sync: every mailbox watched over IMAP IDLE or polled (POP3);
 * the health pass every ``--health-every`` minutes (:func:`~mailfleet.engine.health.apply_health`),
   and as often the warmup receiver (:class:`~mailfleet.engine.warmup_receiver.WarmupReceiver`);
-* the Prometheus endpoint on ``--metrics-host``:``--metrics-port`` (loopback by default).
+* the Prometheus endpoint on ``--metrics-host``:``--metrics-port`` (loopback by default);
+* the public endpoint (one-click unsubscribe and its page, :mod:`mailfleet.api.public`) on
+  its own listener, ``MAILFLEET_PUBLIC_BIND`` (``--public-bind``), for a TLS reverse proxy.
 
 SIGINT or SIGTERM stops it gracefully: the tick in progress finishes and records
 its outcomes, the inbox sync logs out, the HTTP server closes, then the process exits 0.
@@ -30,14 +32,16 @@ import typer
 import uvicorn
 
 from mailfleet.api import create_app
-from mailfleet.cli.common import console, fail, settings
+from mailfleet.api.public import create_public_app
+from mailfleet.cli.common import console, fail, settings, setup_logging
 from mailfleet.clock import Clock, SystemClock
-from mailfleet.config import Settings
+from mailfleet.config import Settings, parse_bind
 from mailfleet.engine.health import apply_health
 from mailfleet.engine.inbox import InboxSync
 from mailfleet.engine.inbox_settings import InboxSettings
 from mailfleet.engine.runtime import Engine
 from mailfleet.engine.warmup_receiver import WarmupReceiver
+from mailfleet.inbox import InboxPolicy
 from mailfleet.store import Database
 from mailfleet.transport.secrets import SecretBox, SecretError
 
@@ -61,6 +65,29 @@ class _Server(uvicorn.Server):
             self.listening.set()
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A non-blocking listening socket on ``host``:``port`` (0: any free port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ListenError(host, port, exc) from exc
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+class ListenError(OSError):
+    """A listener could not bind: names the address."""
+
+    def __init__(self, host: str, port: int, cause: OSError) -> None:
+        super().__init__(cause.errno, f"cannot listen on {host}:{port}: {cause.strerror or cause}")
+        self.host, self.port = host, port
+
+
 class Runner:
     """The engine, inbox sync, health pass and metrics endpoint of one process."""
 
@@ -74,6 +101,7 @@ class Runner:
         health_every: timedelta = timedelta(minutes=5),
         idle_wake: timedelta = timedelta(minutes=1),
         read_inbox: bool = True,
+        public_bind: tuple[str, int] | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -82,12 +110,21 @@ class Runner:
         self.health_every = health_every
         self.idle_wake = idle_wake
         self.read_inbox = read_inbox
-        self.ready = asyncio.Event()  # set once the metrics endpoint listens
+        self.recheck_every = timedelta(minutes=30)
+        self.public_bind = public_bind or parse_bind(config.public_bind, "MAILFLEET_PUBLIC_BIND")
+        self.ready = asyncio.Event()  # set once both endpoints listen
         self.bound_port: int | None = None
+        self.public_port: int | None = None
 
     async def _sleep(self, seconds: float, stop: asyncio.Event) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
+        """Sleep ``seconds`` of the clock's time, or until ``stop``."""
+        napping = asyncio.ensure_future(self.clock.sleep(max(0.0, seconds)))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({napping, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            napping.cancel()
+            stopping.cancel()
 
     async def _send(self, engine: Engine, stop: asyncio.Event) -> None:
         """Tick until ``stop``; a tick in progress always finishes."""
@@ -106,6 +143,22 @@ class Runner:
             if wake > now:
                 await engine.pool.close_idle()
                 await self._sleep((wake - now).total_seconds(), stop)
+
+    async def _recheck_unknown(self, engine: Engine, stop: asyncio.Event) -> None:
+        """Look ``unknown`` sends up in their Sent folders again, every ``recheck_every``."""
+        while not stop.is_set():
+            await self._sleep(self.recheck_every.total_seconds(), stop)
+            if stop.is_set():
+                return
+            try:
+                report = await engine.reconcile(
+                    unknown_checked_before=self.clock.now() - self.recheck_every
+                )
+            except Exception:  # logged and counted; the next pass retries
+                log.exception("run: re-checking unknown sends failed")
+                continue
+            if report.found:
+                log.info("run: %d unknown send(s) found in Sent folders", len(report.found))
 
     async def _receive_warmup(self, receiver: WarmupReceiver, stop: asyncio.Event) -> None:
         """The peers' side of warmup: find, rescue, flag and answer warmup mail over IMAP."""
@@ -132,16 +185,7 @@ class Runner:
             await self._sleep(self.health_every.total_seconds(), stop)
 
     def _listen(self) -> socket.socket:
-        family = socket.AF_INET6 if ":" in self.metrics_host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.metrics_host, self.metrics_port))
-        except OSError:
-            sock.close()
-            raise
-        sock.listen(128)
-        sock.setblocking(False)
+        sock = listen(self.metrics_host, self.metrics_port)
         self.bound_port = int(sock.getsockname()[1])
         return sock
 
@@ -152,11 +196,18 @@ class Runner:
             self.config.secret_key.get_secret_value() if self.config.secret_key else None,
         )
         sock = self._listen()  # a taken port fails before anything else starts
+        try:
+            public_sock = listen(*self.public_bind)
+        except BaseException:
+            sock.close()
+            raise
+        self.public_port = int(public_sock.getsockname()[1])
         db = Database(self.config.resolved_database_url)
         try:
             await db.migrate()
         except BaseException:
             sock.close()
+            public_sock.close()
             await db.close()
             raise
         warmup = self.config.warmup_config()
@@ -173,7 +224,10 @@ class Runner:
             db,
             self.clock,
             engine.credentials,
-            settings=InboxSettings(warmup_marker=warmup.marker.prefix),
+            settings=InboxSettings(
+                warmup_marker=warmup.marker.prefix,
+                policy=InboxPolicy(unsubscribe_keys=tuple(box.derive_all("unsubscribe-links"))),
+            ),
         )
         receiver = WarmupReceiver(db, self.clock, engine.credentials, config=warmup)
         server = _Server(
@@ -181,20 +235,31 @@ class Runner:
                 create_app(db, self.clock), log_level="warning", lifespan="off", access_log=False
             )
         )
+        public = _Server(
+            uvicorn.Config(
+                create_public_app(db, self.clock, lambda: box.derive_all("unsubscribe-links")),
+                log_level="warning",
+                lifespan="off",
+                access_log=False,
+            )
+        )
         serving = asyncio.create_task(server.serve(sockets=[sock]), name="metrics")
+        serving_public = asyncio.create_task(public.serve(sockets=[public_sock]), name="public")
         tasks = [
             asyncio.create_task(self._send(engine, stop), name="engine"),
             asyncio.create_task(self._health(db, stop), name="health"),
+            asyncio.create_task(self._recheck_unknown(engine, stop), name="unknown-sends"),
         ]
         if self.read_inbox:
             tasks.append(asyncio.create_task(inbox.run(stop), name="inbox"))
             tasks.append(asyncio.create_task(self._receive_warmup(receiver, stop), name="warmup"))
         try:
-            listening = asyncio.create_task(server.listening.wait())
-            await asyncio.wait({serving, listening}, return_when=asyncio.FIRST_COMPLETED)
-            listening.cancel()
-            if serving.done():
-                serving.result()  # raises what stopped the server
+            for srv, task in ((server, serving), (public, serving_public)):
+                listening = asyncio.create_task(srv.listening.wait())
+                await asyncio.wait({task, listening}, return_when=asyncio.FIRST_COMPLETED)
+                listening.cancel()
+                if task.done():
+                    task.result()  # raises what stopped the server
             self.ready.set()
             await stop.wait()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -205,9 +270,12 @@ class Runner:
                     task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             server.should_exit = True
-            with contextlib.suppress(Exception):
-                await serving
+            public.should_exit = True
+            for task in (serving, serving_public):
+                with contextlib.suppress(Exception):
+                    await task
             sock.close()
+            public_sock.close()
             await inbox.close()
             await receiver.close()
             await engine.close()
@@ -221,6 +289,13 @@ def run(
     metrics_port: Annotated[
         int, typer.Option("--metrics-port", min=0, max=65535, help="Port (0: any free one).")
     ] = 9464,
+    public_bind: Annotated[
+        str | None,
+        typer.Option(
+            "--public-bind",
+            help="HOST:PORT of the public unsubscribe endpoint (default MAILFLEET_PUBLIC_BIND).",
+        ),
+    ] = None,
     health_every: Annotated[
         float, typer.Option("--health-every", min=0.1, help="Minutes between health passes.")
     ] = 5.0,
@@ -228,8 +303,13 @@ def run(
         bool, typer.Option("--no-inbox", help="Do not read the mailboxes (sending only).")
     ] = False,
 ) -> None:
-    """Run the engine, inbox sync, health pass and metrics endpoint until SIGINT/SIGTERM."""
+    """Run the engine, inbox sync, health pass, metrics and public endpoints until SIGTERM."""
     config = settings()
+    try:
+        bind = parse_bind(public_bind or config.public_bind, "--public-bind")
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    setup_logging(config)
     runner = Runner(
         config,
         SystemClock(),
@@ -237,6 +317,7 @@ def run(
         metrics_port=metrics_port,
         health_every=timedelta(minutes=health_every),
         read_inbox=not no_inbox,
+        public_bind=bind,
     )
 
     async def main() -> None:
@@ -249,12 +330,16 @@ def run(
         ready = asyncio.create_task(runner.ready.wait())
         await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
         if runner.ready.is_set():
+            host = f"[{bind[0]}]" if ":" in bind[0] else bind[0]
             console.print(
                 f"mailfleet running since {started:%Y-%m-%d %H:%M:%S %Z}; metrics on "
                 f"http://{metrics_host}:{runner.bound_port}/metrics; "
-                "stop with Ctrl-C or SIGTERM",
+                f"unsubscribe endpoint on http://{host}:{runner.public_port} "
+                f"(links point at {config.public_url}); "
+                f"log {config.resolved_log_file}; stop with Ctrl-C or SIGTERM",
                 highlight=False,
             )
+            log.info("run: started; public endpoint %s:%s", bind[0], runner.public_port)
         ready.cancel()
         await task
         console.print("mailfleet stopped", highlight=False)
@@ -263,7 +348,7 @@ def run(
         asyncio.run(main())
     except SecretError as exc:
         raise fail(str(exc)) from None
+    except ListenError as exc:
+        raise fail(exc.strerror or str(exc)) from None
     except OSError as exc:
-        raise fail(
-            f"cannot listen on {metrics_host}:{metrics_port}: {exc.strerror or exc}"
-        ) from None
+        raise fail(f"cannot start: {exc.strerror or exc}") from None

@@ -3,7 +3,9 @@
 A send is ``unknown`` when the server may have accepted it but no one can tell:
 the connection died after the message was handed over, or the process stopped
 while submitting it, and its Message-ID is not in the mailbox's Sent folder (or
-the folder could not be read). mailfleet never resends those by itself.
+the folder could not be read). mailfleet never resends those by itself (``mailfleet
+run`` looks them up again every 30 minutes); ``mailfleet sends resolve ID --sent |
+--resend | --skip`` records a person's decision and the lead's sequence goes on.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import json
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy import select
 
 from mailfleet.cli.common import console, with_db
-from mailfleet.store import Campaign, Database, Mailbox, Send, SendStatus, Workspace
+from mailfleet.clock import SystemClock
+from mailfleet.services import sends
+from mailfleet.store import Database
 
 sends_app = typer.Typer(help="Sends: the ones a person must look at.", no_args_is_help=True)
 
@@ -28,34 +31,23 @@ def sends_unknown(
     """List sends that may or may not have been delivered; none of them is resent."""
 
     async def run(db: Database) -> list[dict[str, Any]]:
-        async with db.session() as session:
-            query = (
-                select(Send, Mailbox.address, Campaign.name, Workspace.slug)
-                .join(Mailbox, Mailbox.id == Send.mailbox_id)
-                .join(Workspace, Workspace.id == Send.workspace_id)
-                .outerjoin(Campaign, Campaign.id == Send.campaign_id)
-                .where(Send.status == SendStatus.UNKNOWN)
-                .order_by(Send.claimed_at, Send.id)
-            )
-            if workspace_slug is not None:
-                query = query.where(Workspace.slug == workspace_slug)
-            return [
-                {
-                    "id": send.id,
-                    "workspace": slug,
-                    "at": send.claimed_at.isoformat(timespec="seconds"),
-                    "mailbox": address,
-                    "to": send.to_address,
-                    "campaign": name,
-                    "step": send.step_position,
-                    "message_id": send.message_id,
-                    "reconciled_at": send.reconciled_at.isoformat(timespec="seconds")
-                    if send.reconciled_at
-                    else None,
-                    "why": send.error,
-                }
-                for send, address, name, slug in (await session.execute(query)).all()
-            ]
+        return [
+            {
+                "id": u.id,
+                "workspace": u.workspace,
+                "at": u.at.isoformat(timespec="seconds"),
+                "mailbox": u.mailbox,
+                "to": u.to,
+                "campaign": u.campaign,
+                "step": u.step,
+                "message_id": u.message_id,
+                "reconciled_at": u.reconciled_at.isoformat(timespec="seconds")
+                if u.reconciled_at
+                else None,
+                "why": u.why,
+            }
+            for u in await sends.unknown_sends(db, workspace_slug)
+        ]
 
     items = with_db(run)
     if as_json:
@@ -73,3 +65,32 @@ def sends_unknown(
         )
         console.print(f"      Message-ID {item['message_id']}", highlight=False, soft_wrap=True)
         console.print(f"      {item['why']}", highlight=False)
+
+
+@sends_app.command("resolve")
+def sends_resolve(
+    send_id: Annotated[int, typer.Argument(help="The id `mailfleet sends unknown` shows.")],
+    sent: Annotated[bool, typer.Option("--sent", help="It was delivered: go on.")] = False,
+    resend: Annotated[
+        bool, typer.Option("--resend", help="It was not: send again, same Message-ID.")
+    ] = False,
+    skip: Annotated[
+        bool, typer.Option("--skip", help="Leave it unsent; move to the next step.")
+    ] = False,
+) -> None:
+    """Decide an unknown send; the lead's sequence continues after the decision."""
+    chosen = [name for name, on in (("sent", sent), ("resend", resend), ("skip", skip)) if on]
+    if len(chosen) != 1:
+        raise typer.BadParameter("give exactly one of --sent, --resend, --skip")
+    decision: sends.Decision = chosen[0]  # type: ignore[assignment]
+
+    async def run(db: Database) -> sends.Resolved:
+        return await sends.resolve(db, send_id, decision, at=SystemClock().now())
+
+    done = with_db(run)
+    then = (
+        f"next due {done.next_due_at:%Y-%m-%d %H:%M} UTC"
+        if done.next_due_at
+        else f"sequence {done.enrollment_status or 'none'}"
+    )
+    console.print(f"send {send_id} resolved as {decision} ({done.status}); {then}", highlight=False)

@@ -34,6 +34,8 @@ from email.utils import format_datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from mailfleet.content.unsubscribe import is_loopback_url
+
 __all__ = [
     "MAX_REFERENCES",
     "SEND_POLICY",
@@ -223,13 +225,16 @@ def _unsubscribe(url: str | None, mailto: str | None) -> list[str]:
     if url is not None:
         _token("List-Unsubscribe", url)
         parts = urlsplit(url)
+        plain_ok = parts.scheme == "http" and is_loopback_url(url)  # a rehearsal on this host
         if (
-            parts.scheme not in ("https", "http")
+            (parts.scheme != "https" and not plain_ok)
             or not parts.netloc
             or any(c in url for c in " <>,")
         ):
             raise MessageBuildError(
-                f"header List-Unsubscribe: {url!r} is not an absolute https URL", "List-Unsubscribe"
+                f"header List-Unsubscribe: {url!r} is not an absolute https URL "
+                "(plain http only for a loopback host)",
+                "List-Unsubscribe",
             )
         links.append(f"<{url}>")
     if mailto is not None:

@@ -7,8 +7,6 @@ sends what the first attempt would have.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +22,7 @@ from mailfleet.content import (
     render,
     reply_subject,
     thread_references,
+    unsubscribe,
 )
 from mailfleet.store import Campaign, Enrollment, Lead, Mailbox, Step
 
@@ -85,22 +84,13 @@ class Composer:
             )
         return self._templates[key]
 
+    def unsubscribe_token(self, workspace_id: int, lead_id: int) -> str:
+        """The signed unsubscribe token of a lead (see :mod:`mailfleet.content.unsubscribe`)."""
+        return unsubscribe.sign(self._key, workspace_id, lead_id)
+
     def unsubscribe_url(self, workspace_id: int, lead_id: int) -> str:
         """A signed one-click unsubscribe link for a lead."""
-        payload = f"{workspace_id}.{lead_id}"
-        mac = hmac.new(self._key, payload.encode(), hashlib.sha256).hexdigest()[:32]
-        return f"{self._public_url}/unsubscribe/{payload}.{mac}"
-
-    def verify_unsubscribe(self, token: str) -> tuple[int, int] | None:
-        """The (workspace, lead) a link was signed for, or None when forged."""
-        try:
-            workspace, lead, mac = token.split(".")
-            expected = self.unsubscribe_url(int(workspace), int(lead)).rsplit(".", 1)[1]
-        except ValueError:
-            return None
-        if not hmac.compare_digest(mac, expected):
-            return None
-        return int(workspace), int(lead)
+        return unsubscribe.link(self._public_url, self.unsubscribe_token(workspace_id, lead_id))
 
     @staticmethod
     def new_message_id(mailbox: Mailbox) -> str:
@@ -121,12 +111,13 @@ class Composer:
         """Render ``step`` for ``lead`` from ``mailbox`` with a Message-ID chosen earlier."""
         context: dict[str, str | None] = {name: getattr(lead, name) for name in LEAD_COLUMNS}
         context.update({k: None if v is None else str(v) for k, v in (lead.fields or {}).items()})
-        unsubscribe = self.unsubscribe_url(lead.workspace_id, lead.id)
+        token = self.unsubscribe_token(lead.workspace_id, lead.id)
+        unsubscribe_link = unsubscribe.link(self._public_url, token)
         context.update(
             sender_name=mailbox.display_name,
             sender_first_name=mailbox.display_name.split(" ")[0] if mailbox.display_name else "",
             sender_email=mailbox.address,
-            unsubscribe_url=unsubscribe,
+            unsubscribe_url=unsubscribe_link,
         )
         # Templates were checked when the campaign was saved; allow what it declared.
         allowed = set(context) | set((campaign.settings or {}).get("fields", []))
@@ -137,7 +128,13 @@ class Composer:
         if threaded and not content.subject.strip():
             subject = reply_subject(enrollment.thread_subject or "")
         else:
-            compiled = self._template(step, name, "subject", content.subject, allowed)
+            where, opening = step, content
+            if not content.subject.strip() and campaign.steps:
+                # A follow-up with no thread to join (its first step was skipped): it opens
+                # the conversation with the first step's subject.
+                where = campaign.steps[0]
+                opening = step_content(where, seed)
+            compiled = self._template(where, opening.variant, "subject", opening.subject, allowed)
             subject = render(compiled, context, seed)
             if threaded:
                 subject = reply_subject(subject)
@@ -165,7 +162,8 @@ class Composer:
                 date=at,
                 in_reply_to=in_reply_to,
                 references=references,
-                unsubscribe_url=unsubscribe,
+                unsubscribe_url=unsubscribe_link,
+                unsubscribe_mailto=unsubscribe.mailto(mailbox.address, token),
             )
         )
         return Composed(message_id, subject, bytes(message), in_reply_to, references, name)

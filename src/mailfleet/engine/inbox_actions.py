@@ -11,7 +11,7 @@ event, stops, suppressions, pause) or not at all and read again. It:
    by the bounced or complaining address, then by the sender plus the thread's
    subject, then by the sender alone when it is a lead this mailbox wrote to;
 3. applies :func:`mailfleet.inbox.decide`'s decision in :func:`apply_decision`:
-   stops and suppressions through the sequencer's :func:`~mailfleet.engine.stops.stop_lead`
+   stops and suppressions through the sequencer's :func:`~mailfleet.services.stops.stop_lead`
    (its rules, with the campaign's ``stop`` settings, say which sequences end), and
    the out-of-office pause through :func:`pause_sequence`;
 4. stores an ``inbound_message`` row and an ``inbound.<kind>`` event linked to the
@@ -28,7 +28,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailfleet.engine.stops import StopReason, stop_lead
 from mailfleet.inbound.result import Classification, Kind
 from mailfleet.inbox import (
     Decision,
@@ -41,6 +40,8 @@ from mailfleet.inbox import (
     subject_key,
 )
 from mailfleet.inbox.threads import addresses_of
+from mailfleet.services.stops import StopReason, stop_lead
+from mailfleet.services.unsubscribe import unsubscribe_lead
 from mailfleet.store import (
     Campaign,
     Enrollment,
@@ -231,7 +232,7 @@ async def apply_decision(
     match: Match | None,
     now: datetime,
 ) -> Applied:
-    """Stop, suppress or pause through the sequencer's stop API (:mod:`mailfleet.engine.stops`)."""
+    """Stop, suppress or pause through the one writer of stops (:mod:`mailfleet.services`)."""
     applied = Applied([], [], 0)
     if decision.stop is None:
         return applied
@@ -239,10 +240,27 @@ async def apply_decision(
     lead_id = match.lead_id if match is not None else None
     campaign_id = match.campaign_id if match is not None else None
     targets: list[tuple[int | None, str | None]] = []
-    if lead_id is not None:
+    if decision.token is not None:
+        if decision.token.workspace_id != workspace_id:
+            return applied  # signed for another workspace: not this mailbox's lead
+        targets.append((decision.token.lead_id, None))
+    elif lead_id is not None:
         targets.append((lead_id, None))
     targets += [(None, named) for named in decision.addresses]  # the report's own recipients
     for target_lead, address in targets:
+        if reason is StopReason.UNSUBSCRIBE:
+            done = await unsubscribe_lead(
+                session,
+                workspace_id=workspace_id,
+                source="mailto" if decision.token is not None else "reply",
+                at=now,
+                lead_id=target_lead,
+                email=address,
+                campaign_id=campaign_id,
+            )
+            applied.stopped += [i for i in done.stopped if i not in applied.stopped]
+            applied.suppressed += int(done.suppressed)
+            continue
         result = await stop_lead(
             session,
             workspace_id=workspace_id,

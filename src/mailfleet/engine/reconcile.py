@@ -122,13 +122,27 @@ class ReconcileReport:
 
 
 async def reconcile_sends(
-    db: Database, clock: Clock, lookup: SentFolderLookup, *, include_unknown: bool = True
+    db: Database,
+    clock: Clock,
+    lookup: SentFolderLookup,
+    *,
+    include_unknown: bool = True,
+    unknown_checked_before: datetime | None = None,
 ) -> ReconcileReport:
-    """Settle every send left in flight, and (``include_unknown``) unknown ones never looked up."""
+    """Settle every send left in flight, and (``include_unknown``) unknown ones never looked up.
+
+    With ``unknown_checked_before`` only ``unknown`` sends are looked at — those never
+    looked up or last looked up before that instant — and nothing in flight: the periodic
+    re-check a running process makes while a person has not decided yet.
+    """
     report = ReconcileReport()
     async with db.session() as session:
         status: ColumnElement[bool] = Send.status.in_(repo.IN_FLIGHT)
-        if include_unknown:
+        if unknown_checked_before is not None:
+            status = (Send.status == SendStatus.UNKNOWN) & or_(
+                Send.reconciled_at.is_(None), Send.reconciled_at < unknown_checked_before
+            )
+        elif include_unknown:
             status = or_(status, (Send.status == SendStatus.UNKNOWN) & Send.reconciled_at.is_(None))
         sends = list((await session.scalars(select(Send).where(status).order_by(Send.id))).all())
         if not sends:
@@ -242,7 +256,7 @@ async def _settle(
             "nothing is resent meanwhile"
         )
     report.unknown.append(send.id)
-    if was != SendStatus.UNKNOWN or checked:
+    if was != SendStatus.UNKNOWN:
         repo.add_event(
             session,
             workspace_id=send.workspace_id,

@@ -221,10 +221,20 @@ class Engine(Cadence):
         """
         return (await self.reconcile()).total
 
-    async def reconcile(self, *, include_unknown: bool = True) -> ReconcileReport:
-        """:meth:`recover` with the full report (found, released, unknown, errors)."""
+    async def reconcile(
+        self, *, include_unknown: bool = True, unknown_checked_before: datetime | None = None
+    ) -> ReconcileReport:
+        """:meth:`recover` with the full report (found, released, unknown, errors).
+
+        ``unknown_checked_before``: only re-check ``unknown`` sends last looked up before
+        then (safe beside ticks: nothing in flight is touched).
+        """
         report = await reconcile_sends(
-            self.db, self.clock, self.sent_lookup, include_unknown=include_unknown
+            self.db,
+            self.clock,
+            self.sent_lookup,
+            include_unknown=include_unknown,
+            unknown_checked_before=unknown_checked_before,
         )
         self.ledger.loaded_at = None  # statuses changed under it: re-load at the next tick
         self._future = (None, datetime.min.replace(tzinfo=UTC))  # and steps may be due again

@@ -35,10 +35,16 @@ def advance(enrollment: Enrollment, campaign: Campaign, send: Send, at: datetime
     flight) keeps its status: the send is threaded in, nothing else is scheduled.
     """
     record_in_thread(enrollment, send, at)
+    schedule_next(enrollment, campaign, send.step_position or enrollment.next_step, at)
+
+
+def schedule_next(enrollment: Enrollment, campaign: Campaign, step_no: int, at: datetime) -> None:
+    """Move an active enrollment past step ``step_no``: the next step is due after its delay
+    counted from ``at``, or the sequence is complete. A stopped enrollment stays stopped."""
+    enrollment.updated_at = at
     if enrollment.status != EnrollmentStatus.ACTIVE:
         enrollment.next_due_at = None
         return
-    step_no = send.step_position or enrollment.next_step
     following = next((s for s in campaign.steps if s.position == step_no + 1), None)
     if following is None:
         enrollment.status = EnrollmentStatus.COMPLETED
@@ -47,5 +53,9 @@ def advance(enrollment: Enrollment, campaign: Campaign, send: Send, at: datetime
         return
     enrollment.next_step = following.position
     enrollment.next_due_at = add_delay(
-        at, following.delay_days, business_days=following.business_days, tz=campaign.timezone
+        at,
+        following.delay_days,
+        business_days=following.business_days,
+        tz=campaign.timezone,
+        minutes=following.delay_minutes or 0,
     )

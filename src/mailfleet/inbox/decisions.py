@@ -1,7 +1,7 @@
 """What an inbound message means for its sequence, its lead and the mailbox: pure policy.
 
 :func:`decide` turns a classification into a :class:`Decision`; the engine applies
-it through the sequencer's stop API (:func:`mailfleet.engine.stops.stop_lead`),
+it through the sequencer's stop API (:func:`mailfleet.services.stops.stop_lead`),
 whose rules say which sequences each reason ends: a reply ends the lead's
 sequences (and its colleagues' where the campaign says ``on_company_reply``); a
 hard bounce, a complaint or an unsubscribe also suppresses the address in the
@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from mailfleet.content.unsubscribe import TokenClaim, TokenError, token_in_subject, verify
 from mailfleet.inbound import Action, Classification, Kind
 from mailfleet.inbox.folders import FolderRole
 from mailfleet.inbox.threads import addresses_of
@@ -39,6 +40,8 @@ class InboxPolicy:
     """Kinds moved from Junk to INBOX (when tied to our mail): people's answers, and warmup."""
     seen_kinds: frozenset[Kind] = frozenset({Kind.WARMUP})
     """Kinds marked ``\\Seen``; everything else is left unread for the person."""
+    unsubscribe_keys: tuple[bytes, ...] = ()
+    """Keys of the signed ``mailto:`` unsubscribe subject (none: the token is not read)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,7 @@ class Decision:
     addresses: tuple[str, ...] = ()  # addresses the message itself names for that stop
     detail: str = ""  # what goes into the stop reason (status code, subject)
     pause_until: datetime | None = None  # out of office: hold the sequence until then
+    token: TokenClaim | None = None  # the lead a signed mailto: unsubscribe subject names
     hard_bounce: bool = False
     soft_bounce: bool = False
     complaint: bool = False
@@ -85,6 +89,19 @@ def _pause_until(
     return min(now + timedelta(days=days), limit) if days > 0 else None
 
 
+def _mailto_claim(result: Classification, policy: InboxPolicy) -> TokenClaim | None:
+    """The lead of a signed ``unsubscribe <token>`` subject (our ``mailto:`` link), if valid."""
+    if not policy.unsubscribe_keys or result.kind not in (Kind.UNSUBSCRIBE, Kind.REPLY):
+        return None
+    token = token_in_subject(result.subject)
+    if token is None:
+        return None
+    try:
+        return verify(policy.unsubscribe_keys, token)
+    except TokenError:
+        return None  # a forged or garbled token: the message is read as what it says
+
+
 def decide(
     result: Classification,
     *,
@@ -100,11 +117,17 @@ def decide(
     move = folder is FolderRole.JUNK and result.kind in policy.rescue_kinds
     flags = ("\\Seen",) if result.kind in policy.seen_kinds else ()
     kind = result.kind
+    claim = _mailto_claim(result, policy)
+    if claim is not None:
+        return Decision(
+            stop="unsubscribe", detail="mailto", token=claim, move_to_inbox=move, flags=flags
+        )
     if kind is Kind.REPLY:
         return Decision(stop="reply", detail=result.subject[:200], move_to_inbox=move, flags=flags)
     if kind is Kind.UNSUBSCRIBE:
         return Decision(
             stop="unsubscribe",
+            detail="reply",
             addresses=tuple(addresses_of([result.from_address])),
             move_to_inbox=move,
             flags=flags,

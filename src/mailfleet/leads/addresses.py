@@ -23,12 +23,18 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 import email_validator
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
-__all__ = ["InvalidAddress", "LeadAddress", "Suppressions", "normalize_address"]
+__all__ = ["DomainAllowance", "InvalidAddress", "LeadAddress", "Suppressions", "normalize_address"]
+
+DomainAllowance = bool | Literal["reserved"]
+"""False: real domains only; True: also ``*.test`` (the sandbox); ``"reserved"``: every
+special-use domain (``.test``, ``.local``, ``.localhost``, ``.invalid``, …), for rehearsals
+against test servers (``leads import --allow-reserved-domains``)."""
 
 _ATEXT = r"A-Za-z0-9!#$%&'*+/=?^_`{|}~-"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -41,14 +47,18 @@ _MAX_ADDRESS = 254
 _MAX_DOMAIN = 253
 
 
-def _special_suffixes(allow_test_domains: bool) -> tuple[str, ...]:
+def _special_suffixes(allow_test_domains: DomainAllowance) -> tuple[str, ...]:
     names = [d for d in email_validator.SPECIAL_USE_DOMAIN_NAMES]
+    if allow_test_domains == "reserved":
+        return ()
     if allow_test_domains:
         names = [d for d in names if d != "test"]
     return tuple(f".{d}" for d in names)
 
 
-_SPECIAL = {flag: _special_suffixes(flag) for flag in (False, True)}
+_SPECIAL: dict[DomainAllowance, tuple[str, ...]] = {
+    flag: _special_suffixes(flag) for flag in (False, True, "reserved")
+}
 
 
 class InvalidAddress(ValueError):
@@ -63,7 +73,7 @@ class LeadAddress:
     normalized: str
 
 
-def _fast(raw: str, allow_test_domains: bool) -> tuple[str, str] | None:
+def _fast(raw: str, allow_test_domains: DomainAllowance) -> tuple[str, str] | None:
     """Return (email, normalised) for a plain ASCII address, or None: validate_email decides."""
     match = _PLAIN.fullmatch(raw)
     if match is None or len(raw) > _MAX_ADDRESS:
@@ -82,7 +92,7 @@ def _fast(raw: str, allow_test_domains: bool) -> tuple[str, str] | None:
     return email, email.lower()
 
 
-def normalize_address(raw: str, *, allow_test_domains: bool = False) -> LeadAddress:
+def normalize_address(raw: str, *, allow_test_domains: DomainAllowance = False) -> LeadAddress:
     """Validate ``raw`` (syntax only) and return it normalised; raise :class:`InvalidAddress`.
 
     ``allow_test_domains`` accepts ``@*.test`` addresses, for the sandbox.
@@ -91,23 +101,54 @@ def normalize_address(raw: str, *, allow_test_domains: bool = False) -> LeadAddr
     return LeadAddress(email=email, normalized=normalized)
 
 
-def normalize_pair(raw: str, allow_test_domains: bool) -> tuple[str, str]:
+def normalize_pair(raw: str, allow_test_domains: DomainAllowance) -> tuple[str, str]:
     """:func:`normalize_address` as a bare ``(email, normalized)`` tuple, for hot loops."""
     fast = _fast(raw, allow_test_domains)
     if fast is not None:
         return fast
+    if allow_test_domains == "reserved":
+        reserved = _reserved_pair(raw)
+        if reserved is not None:
+            return reserved
     try:
         result = validate_email(
             raw,
             check_deliverability=False,
             allow_smtputf8=False,
-            test_environment=allow_test_domains,
+            test_environment=bool(allow_test_domains),
         )
     except EmailNotValidError as exc:
-        raise InvalidAddress(str(exc).rstrip(".")) from exc
+        message = str(exc).rstrip(".")
+        if "special-use" in message:
+            message += " (a rehearsal against test servers: --allow-reserved-domains)"
+        raise InvalidAddress(message) from exc
     # allow_smtputf8=False guarantees an ASCII form exists.
     ascii_email = result.ascii_email or result.normalized
     return result.normalized, ascii_email.lower()
+
+
+def _reserved_pair(raw: str) -> tuple[str, str] | None:
+    """An address at a special-use domain, validated as if its suffix were ``.test``."""
+    local, at, domain = raw.rpartition("@")
+    low = domain.lower()
+    suffix = next(
+        (d for d in email_validator.SPECIAL_USE_DOMAIN_NAMES if low == d or low.endswith(f".{d}")),
+        None,
+    )
+    if not at or suffix is None:
+        return None
+    stand_in = f"{local}@{domain[: len(domain) - len(suffix)]}test"
+    try:
+        result = validate_email(
+            stand_in, check_deliverability=False, allow_smtputf8=False, test_environment=True
+        )
+    except EmailNotValidError as exc:
+        raise InvalidAddress(str(exc).rstrip(".")) from exc
+    ascii_email = result.ascii_email or result.normalized
+    return (
+        result.normalized[:-4] + suffix,
+        (ascii_email[:-4] + suffix).lower(),
+    )
 
 
 @dataclass(frozen=True)

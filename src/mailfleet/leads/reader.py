@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TextIO
 
-from mailfleet.leads.addresses import InvalidAddress, normalize_pair
+from mailfleet.leads.addresses import DomainAllowance, InvalidAddress, normalize_pair
 from mailfleet.leads.columns import Column, map_columns
 from mailfleet.leads.errors import LeadFileError, RowError, RowErrorKind
 
@@ -160,7 +160,7 @@ class LeadReader:
         source: str,
         mapping: Mapping[str, str] | None = None,
         suppressed: Suppressed | None = None,
-        allow_test_domains: bool = False,
+        allow_test_domains: DomainAllowance = False,
     ) -> None:
         self.source = source
         self._suppressed = suppressed
@@ -322,7 +322,7 @@ def read_leads(
     source: str,
     mapping: Mapping[str, str] | None = None,
     suppressed: Suppressed | None = None,
-    allow_test_domains: bool = False,
+    allow_test_domains: DomainAllowance = False,
 ) -> LeadReader:
     """Open a lead file for streaming; raise :class:`LeadFileError` if its header is unusable."""
     return LeadReader(
@@ -340,7 +340,7 @@ def parse_leads(
     source: str,
     mapping: Mapping[str, str] | None = None,
     suppressed: Suppressed | None = None,
-    allow_test_domains: bool = False,
+    allow_test_domains: DomainAllowance = False,
 ) -> LeadParseResult:
     """Read a whole lead file: valid leads, skipped rows with reasons, and a summary."""
     reader = read_leads(

@@ -104,6 +104,9 @@ class Admission:
     ok: bool
     reason: str = ""
     retry_at: datetime | None = None  # earliest instant the answer may change
+    code: str = (
+        ""  # what refused: recipients, daily_cap, warmup_ratio, rate, rolling_24h, floor, min_gap
+    )
 
 
 @lru_cache(maxsize=1 << 16, typed=True)
@@ -187,7 +190,9 @@ def admit(
     limits = policy.limits
     if recipients > limits.recipients_per_message:
         return Admission(
-            False, f"{recipients} recipients exceed {limits.recipients_per_message} per message"
+            False,
+            f"{recipients} recipients exceed {limits.recipients_per_message} per message",
+            code="recipients",
         )
     if cold:
         cap = cold_cap_for_day(policy, local_day)
@@ -196,6 +201,7 @@ def admit(
                 False,
                 f"daily cold cap reached ({usage.cold_today}/{cap})",
                 next_local_midnight,
+                code="daily_cap",
             )
         short = warmup_shortfall(policy, usage)
         if short:
@@ -204,24 +210,37 @@ def admit(
                 False,
                 f"warmup ratio {policy.warmup_ratio:g}:1 not met ({usage.warmup_today} warmup, "
                 f"{usage.cold_today} cold today; {short} more warmup before the next cold send)",
+                code="warmup_ratio",
             )
     per_minute = limits.messages_per_minute
     if per_minute is not None and usage.messages_last_minute >= per_minute:
         retry = (usage.oldest_in_last_minute or now) + MINUTE
-        return Admission(False, f"{per_minute} messages a minute reached", max(retry, now))
+        return Admission(
+            False, f"{per_minute} messages a minute reached", max(retry, now), code="rate"
+        )
     day_retry = max((usage.oldest_in_24h or now) + DAY, now)
     per_day = limits.recipients_per_day
     if per_day is not None and usage.recipients_24h + recipients > per_day:
-        return Admission(False, f"{per_day} recipients in a rolling 24 hours reached", day_retry)
+        return Admission(
+            False,
+            f"{per_day} recipients in a rolling 24 hours reached",
+            day_retry,
+            code="rolling_24h",
+        )
     msg_day = limits.messages_per_day
     if msg_day is not None and usage.messages_24h >= msg_day:
-        return Admission(False, f"{msg_day} messages in a rolling 24 hours reached", day_retry)
+        return Admission(
+            False,
+            f"{msg_day} messages in a rolling 24 hours reached",
+            day_retry,
+            code="rolling_24h",
+        )
     if usage.last_send_at is not None:
         ready = usage.last_send_at + floor_gap(policy)
         if ready > now:
-            return Admission(False, "minimum gap since the last send", ready)
+            return Admission(False, "minimum gap since the last send", ready, code="floor")
     if cold and usage.last_cold_at is not None:
         ready = usage.last_cold_at + gap_after(policy, usage.last_cold_at)
         if ready > now:
-            return Admission(False, "minimum gap since the last cold send", ready)
+            return Admission(False, "minimum gap since the last cold send", ready, code="min_gap")
     return Admission(True)

@@ -78,10 +78,17 @@ def local_day(now: datetime, tz: str) -> tuple[date, datetime]:
     return local.date(), midnight.astimezone(UTC)
 
 
-def add_delay(start: datetime, days: int, *, business_days: bool, tz: str) -> datetime:
-    """``start`` plus ``days`` calendar days, or business days (Monday to Friday) in ``tz``."""
+def add_delay(
+    start: datetime, days: int, *, business_days: bool, tz: str, minutes: int = 0
+) -> datetime:
+    """``start`` plus ``days`` calendar days, or business days (Monday to Friday) in ``tz``,
+    then ``minutes`` more."""
     if not business_days:
-        return start + timedelta(days=days)
+        return start + timedelta(days=days, minutes=minutes)
+    return _business_days(start, days, tz) + timedelta(minutes=minutes)
+
+
+def _business_days(start: datetime, days: int, tz: str) -> datetime:
     zone = ZoneInfo(tz)
     local = start.astimezone(zone)
     remaining = days

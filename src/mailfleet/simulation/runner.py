@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from mailfleet.campaigns import CampaignSpec
 from mailfleet.clock import VirtualClock
@@ -43,6 +42,7 @@ from mailfleet.engine.runtime import Engine, TickReport
 from mailfleet.engine.warmup_receiver import WarmupReceiver
 from mailfleet.readiness import assess
 from mailfleet.sandbox import INBOX, JUNK, Answer, AnswerShares, Sandbox, Submission, start_sandbox
+from mailfleet.services.gate import gather as gather_gate
 from mailfleet.simulation import population
 from mailfleet.simulation.faults import Burst, WorldBehaviour
 from mailfleet.simulation.records import SubmissionLog
@@ -55,8 +55,7 @@ from mailfleet.simulation.scenario import (
     TokenRevokedFault,
 )
 from mailfleet.simulation.world import World, build_world
-from mailfleet.store import Campaign, Database, Send, SendStatus
-from mailfleet.store.launch import gate_facts
+from mailfleet.store import Database, Send, SendStatus
 from mailfleet.transport.dns import DnsResolver
 from mailfleet.transport.secrets import SecretBox
 from mailfleet.warmup import WarmupConfig
@@ -332,14 +331,7 @@ class Simulation:
         """
         assert self._db is not None and self._world is not None and self._sandbox is not None
         checker = ResolverDomainChecker(DnsResolver(self._sandbox.dns_address, timeout=5))
-        async with self._db.session() as session:
-            campaign = await session.scalar(
-                select(Campaign)
-                .where(Campaign.id == self._world.campaign_id)
-                .options(selectinload(Campaign.steps))
-            )
-            assert campaign is not None
-            facts = await gate_facts(session, campaign, self.clock.now(), checker)
+        facts = await gather_gate(self._db, self._world.campaign_id, self.clock.now(), checker)
         self.gate = [
             {"level": f.level, "code": f.code, "message": f.message} for f in assess(facts)
         ]

@@ -66,6 +66,7 @@ def campaign_from_spec(workspace_id: int, spec: CampaignSpec, now: datetime) -> 
             Step(
                 position=position,
                 delay_days=step.delay_days,
+                delay_minutes=step.delay_total_minutes,
                 business_days=step.business_days,
                 subject=step.subject,
                 body_text=step.body if step.body is not None else variants[0]["body"],

@@ -3,24 +3,22 @@
 :func:`gate_facts` extends :func:`mailfleet.store.repository.launch_facts` with
 :class:`~mailfleet.readiness.GateFacts`: each selected mailbox's status and warmup
 start (its first warmup send, else when it was added), each sending domain's DNS
-verdict from the injected :class:`~mailfleet.readiness.DomainChecker` (one lookup
-per domain, concurrently; a lookup that raises is a finding, never a crash), and
-the campaign's latest lead validation with the enrollments made after it.
+domain to check (looked up afterwards, outside the transaction, by
+:mod:`mailfleet.services.gate`), and the campaign's latest lead validation with the
+enrollments made after it.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mailfleet.content.unsubscribe import is_loopback_url
 from mailfleet.readiness import (
     DEFAULT_WARMUP_DAYS,
-    DNS_CHECKS,
-    DomainChecker,
     GateDomain,
     GateFacts,
     GateMailbox,
@@ -86,27 +84,19 @@ def _aware(value: datetime | str | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-async def _check_domain(checker: DomainChecker, name: str, provider: str) -> GateDomain:
-    try:
-        failing = await checker.failing(name, provider)
-    except Exception as exc:  # a resolver's timeout or SERVFAIL is a finding, not a crash
-        return GateDomain(name, provider, (), f"{type(exc).__name__}: {exc}"[:300])
-    known = tuple(c for c in DNS_CHECKS if c in set(failing))
-    unknown = sorted(set(failing) - set(DNS_CHECKS))
-    if unknown:
-        return GateDomain(name, provider, known, f"unexpected check names {unknown}")
-    return GateDomain(name, provider, known)
-
-
 async def gate_facts(
     session: AsyncSession,
     campaign: Campaign,
     now: datetime,
-    checker: DomainChecker | None,
     *,
     warmup_days: int = DEFAULT_WARMUP_DAYS,
+    public_url: str | None = None,
 ) -> LaunchFacts:
-    """:func:`~mailfleet.store.repository.launch_facts` plus the gate's facts at ``now``."""
+    """:func:`~mailfleet.store.repository.launch_facts` plus the gate's facts at ``now``.
+
+    The sending domains come back unchecked (``dns_checked`` False): DNS is looked up
+    outside any transaction, by :func:`mailfleet.services.gate.check_domains`.
+    """
     facts = await repo.launch_facts(session, campaign, now)
     selected = await repo.selected_mailboxes(session, campaign)
     ids = [m.id for m in selected]
@@ -134,14 +124,12 @@ async def gate_facts(
             reason=m.status_reason,
             domain=domains[m.domain_id].name,
             warmup_started=_aware(first_warmup.get(m.id)) or m.created_at,
+            rehearsal=m.provider == "sandbox" or is_loopback_url(f"smtp://{m.smtp_host}"),
         )
         for m in selected
     )
     wanted = sorted({(d.name, d.provider) for d in domains.values()})
-    if checker is None:
-        checked = tuple(GateDomain(name, provider) for name, provider in wanted)
-    else:
-        checked = tuple(await asyncio.gather(*(_check_domain(checker, n, p) for n, p in wanted)))
+    checked = tuple(GateDomain(name, provider) for name, provider in wanted)
     validation = await latest_validation(session, campaign.id)
     counted = select(func.count()).where(
         Enrollment.campaign_id == campaign.id, Enrollment.status == EnrollmentStatus.ACTIVE
@@ -153,7 +141,7 @@ async def gate_facts(
         at=now,
         mailboxes=mailboxes,
         domains=checked,
-        dns_checked=checker is not None,
+        dns_checked=False,
         validation=None
         if validation is None
         else LeadCheck(
@@ -165,5 +153,6 @@ async def gate_facts(
         ),
         unvalidated=int(unvalidated or 0),
         warmup_days=warmup_days,
+        public_url=public_url,
     )
     return replace(facts, gate=gate)

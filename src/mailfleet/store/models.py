@@ -281,6 +281,7 @@ class Step(Base):
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"))
     position: Mapped[int] = mapped_column(Integer)
     delay_days: Mapped[int] = mapped_column(Integer, default=0)
+    delay_minutes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     business_days: Mapped[bool] = mapped_column(Boolean, default=False)
     subject: Mapped[str] = mapped_column(Text)  # empty for a threaded follow-up: "Re: " + step 1
     body_text: Mapped[str] = mapped_column(Text)
