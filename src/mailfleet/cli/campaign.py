@@ -208,6 +208,15 @@ def _view_json(view: campaigns.CampaignView) -> dict[str, Any]:
         "readiness": [
             {"level": f.level, "code": f.code, "message": f.message} for f in view.readiness
         ],
+        "holds": [
+            {
+                "mailbox": h.address,
+                "code": h.hold.code,
+                "reason": h.hold.reason,
+                "until": h.hold.until.isoformat(timespec="minutes") if h.hold.until else None,
+            }
+            for h in view.holds
+        ],
     }
 
 
@@ -263,6 +272,9 @@ def campaign_show(
     sends = ", ".join(f"{k} {v}" for k, v in sorted(item["sends"].items()))
     console.print(f"leads: {item['enrolled']} ({enrollments or 'none'})", highlight=False)
     console.print(f"sends: {sends or 'none'}", highlight=False)
+    if item["status"] == "active":
+        for hold in item["holds"]:
+            console.print(f"  {hold['mailbox']} now: {hold['reason']}", highlight=False)
     for finding in item["readiness"]:
         mark = "[red]✗[/]" if finding["level"] == "error" else "[yellow]![/]"
         console.print(f"  {mark} {finding['message']}", highlight=False)

@@ -190,7 +190,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Show campaigns and per-mailbox send counts from the data folder."""
-    from mailfleet.status import collect_status
+    from mailfleet.services.status import collect_status
 
     settings = _settings()
     db_file = settings.home / "mailfleet.db"
@@ -228,9 +228,11 @@ def status(
             "warmup total",
             "failed",
             "last send",
+            "now",
         ):
             boxes.add_column(
-                column, justify="left" if column in ("mailbox", "status", "last send") else "right"
+                column,
+                justify="left" if column in ("mailbox", "status", "last send", "now") else "right",
             )
         for m in workspace["mailboxes"]:
             boxes.add_row(
@@ -242,6 +244,7 @@ def status(
                 str(m["warmup_total"]),
                 str(m["failed"]),
                 m["last_send_at"] or "-",
+                m["hold"]["reason"],
             )
         console.print(boxes)
 

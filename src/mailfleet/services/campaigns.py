@@ -22,6 +22,7 @@ from mailfleet.campaigns import CampaignSpec, StopRules
 from mailfleet.readiness import DomainChecker, Finding, assess
 from mailfleet.services import gate
 from mailfleet.services.errors import ServiceError
+from mailfleet.services.holds import MailboxHold, mailbox_holds
 from mailfleet.services.lookup import campaign as find_campaign
 from mailfleet.services.lookup import workspace as find_workspace
 from mailfleet.store import Campaign, CampaignStatus, Database, Enrollment, Send, Workspace
@@ -270,6 +271,7 @@ class CampaignView:
     steps: tuple[StepView, ...]
     counts: Counts
     readiness: tuple[Finding, ...] = field(default=())
+    holds: tuple[MailboxHold, ...] = ()  # what holds each of its mailboxes now
 
 
 async def show(
@@ -312,6 +314,7 @@ async def show(
             for s in row.steps
         )
         campaign_id = row.id
+        holds = await mailbox_holds(session, at, mailbox_ids=[m.id for m in mailboxes])
         view = CampaignView(
             name=row.name,
             status=str(row.status),
@@ -327,6 +330,7 @@ async def show(
             stop=StopRules.from_settings(settings),
             steps=steps,
             counts=Counts(0, {}, {}),
+            holds=tuple(holds),
         )
     found = await gate.findings(db, campaign_id, at, checker, public_url=public_url)
     by_id = await counts(db, [campaign_id])

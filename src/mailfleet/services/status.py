@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 
 from mailfleet.config import Settings
+from mailfleet.services.holds import mailbox_holds
 from mailfleet.store import (
     Campaign,
     Database,
@@ -21,8 +22,12 @@ from mailfleet.store import (
 )
 
 
-async def collect_status(settings: Settings, *, today: date) -> dict[str, Any]:
-    """Every workspace with its campaigns' and mailboxes' counts, as plain data."""
+async def collect_status(
+    settings: Settings, *, today: date, at: datetime | None = None
+) -> dict[str, Any]:
+    """Every workspace with its campaigns' and mailboxes' counts, and what holds each
+    mailbox at ``at`` (default: now), as plain data."""
+    at = at or datetime.now(UTC)
     db = Database(settings.resolved_database_url)
     try:
         await db.migrate()
@@ -94,7 +99,9 @@ async def collect_status(settings: Settings, *, today: date) -> dict[str, Any]:
                     .group_by(Mailbox.id)
                     .order_by(Mailbox.address)
                 )
+                holds = {h.address: h for h in await mailbox_holds(session, at, workspace_id=ws.id)}
                 for address, state, total, day, warm, warm_day, failed, last in rows.all():
+                    held = holds[address].hold
                     mailboxes.append(
                         {
                             "address": address,
@@ -105,6 +112,13 @@ async def collect_status(settings: Settings, *, today: date) -> dict[str, Any]:
                             "warmup_24h": int(warm_day),
                             "failed": int(failed),
                             "last_send_at": str(last)[:16] if last else None,
+                            "hold": {
+                                "code": held.code,
+                                "reason": held.reason,
+                                "until": held.until.isoformat(timespec="minutes")
+                                if held.until
+                                else None,
+                            },
                         }
                     )
                 out.append(
