@@ -99,6 +99,33 @@ class VirtualClock:
         self._anchor = time.monotonic()
 
 
+class FlowingClock:
+    """Virtual time that flows ``speed`` times faster than the wall clock from ``origin``.
+
+    It reads the wall clock (not a process's monotonic clock), so every process given the
+    same ``origin`` and ``speed`` agrees on the time: ``mailfleet sandbox`` and
+    ``mailfleet run`` can rehearse a month in an hour together (``MAILFLEET_CLOCK_SPEED``
+    and ``MAILFLEET_CLOCK_ORIGIN``).
+    """
+
+    def __init__(self, origin: datetime, speed: float) -> None:
+        if origin.tzinfo is None:
+            raise ValueError("FlowingClock needs a timezone-aware origin")
+        if speed <= 0:
+            raise ValueError("FlowingClock speed must be positive")
+        self.origin = origin.astimezone(UTC)
+        self.speed = speed
+
+    def now(self) -> datetime:
+        """The origin plus the wall time since, times the speed."""
+        elapsed = time.time() - self.origin.timestamp()
+        return self.origin + timedelta(seconds=elapsed * self.speed)
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds`` of virtual time: ``seconds / speed`` of real time."""
+        await asyncio.sleep(max(0.0, seconds) / self.speed)
+
+
 def utc(
     year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
 ) -> datetime:

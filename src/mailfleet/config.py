@@ -9,6 +9,7 @@ file and the logs live there unless configured otherwise.
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from mailfleet.clock import Clock, FlowingClock, SystemClock
 from mailfleet.warmup.config import WarmupConfig
 from mailfleet.warmup.marker import WarmupMarker
 
@@ -71,6 +73,10 @@ class Settings(BaseSettings):
     # The installation's warmup marker (see mailfleet.warmup.marker): the token prefix
     # in the body and the header that carries it. Peers and the inbox sync find warmup
     # mail by it; change it only with every peer of the installation.
+    # A rehearsal clock (see mailfleet.clock.FlowingClock): virtual time flowing this many
+    # times faster than real time from the origin, the same in every process given both.
+    clock_speed: float | None = Field(default=None, gt=0)
+    clock_origin: datetime | None = None
     warmup_marker_prefix: str = "mfwu-"
     warmup_marker_header: str = "X-Entity-Ref-ID"
 
@@ -95,6 +101,19 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ValueError(f"MAILFLEET_WARMUP_MARKER_PREFIX / _HEADER: {exc}") from None
         parse_bind(self.public_bind, "MAILFLEET_PUBLIC_BIND")
+        if self.clock_speed is not None and self.clock_origin is None:
+            raise ValueError(
+                "MAILFLEET_CLOCK_SPEED needs MAILFLEET_CLOCK_ORIGIN (an ISO instant with its "
+                "offset) so that every process reads the same time"
+            )
+        if self.clock_origin is not None and self.clock_origin.tzinfo is None:
+            raise ValueError("MAILFLEET_CLOCK_ORIGIN needs a UTC offset, e.g. 2026-03-02T08:00Z")
+
+    def clock(self) -> Clock:
+        """The wall clock, or the rehearsal clock ``MAILFLEET_CLOCK_SPEED`` asks for."""
+        if self.clock_speed is None or self.clock_origin is None:
+            return SystemClock()
+        return FlowingClock(self.clock_origin, self.clock_speed)
 
     def warmup_config(self) -> WarmupConfig:
         """The installation's warmup: its marker, the default ramp and peer behaviour."""

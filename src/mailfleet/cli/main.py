@@ -28,6 +28,7 @@ from mailfleet.cli.leads import leads_import
 from mailfleet.cli.mailbox import mailbox_app
 from mailfleet.cli.mailbox_set import mailbox_set
 from mailfleet.cli.run import run
+from mailfleet.cli.sandbox import sandbox
 from mailfleet.cli.sends import sends_app
 from mailfleet.cli.simulate import simulate
 from mailfleet.cli.warmup import warmup_app
@@ -60,6 +61,7 @@ app.add_typer(dns_app, name="dns")
 app.add_typer(workspace_app, name="workspace")
 app.command("inventory")(inventory)
 mailbox_app.command("set")(mailbox_set)
+app.command("sandbox")(sandbox)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -196,7 +198,8 @@ def status(
     db_file = settings.home / "mailfleet.db"
     if settings.database_url is None and not db_file.exists():
         raise _fail(f"no database in {settings.home}; run `mailfleet demo` or `mailfleet migrate`")
-    report = asyncio.run(collect_status(settings, today=datetime.now(UTC).date()))
+    now = settings.clock().now()
+    report = asyncio.run(collect_status(settings, today=now.date(), at=now))
     if as_json:
         print(json.dumps(report, indent=2))
         return
@@ -228,11 +231,9 @@ def status(
             "warmup total",
             "failed",
             "last send",
-            "now",
         ):
             boxes.add_column(
-                column,
-                justify="left" if column in ("mailbox", "status", "last send", "now") else "right",
+                column, justify="left" if column in ("mailbox", "status", "last send") else "right"
             )
         for m in workspace["mailboxes"]:
             boxes.add_row(
@@ -244,9 +245,12 @@ def status(
                 str(m["warmup_total"]),
                 str(m["failed"]),
                 m["last_send_at"] or "-",
-                m["hold"]["reason"],
             )
         console.print(boxes)
+        if workspace["mailboxes"]:
+            console.print("[bold]Now[/] (what holds each mailbox):", highlight=False)
+        for m in workspace["mailboxes"]:
+            console.print(f"  {m['address']}: {m['hold']['reason']}", highlight=False)
 
 
 @app.command()

@@ -34,12 +34,12 @@ import uvicorn
 from mailfleet.api import create_app
 from mailfleet.api.public import create_public_app
 from mailfleet.cli.common import console, fail, settings, setup_logging
-from mailfleet.clock import Clock, SystemClock
+from mailfleet.clock import Clock
 from mailfleet.config import Settings, parse_bind
 from mailfleet.engine.health import apply_health
 from mailfleet.engine.inbox import InboxSync
 from mailfleet.engine.inbox_settings import InboxSettings
-from mailfleet.engine.runtime import Engine
+from mailfleet.engine.runtime import Engine, TickReport
 from mailfleet.engine.warmup_receiver import WarmupReceiver
 from mailfleet.inbox import InboxPolicy
 from mailfleet.store import Database
@@ -102,6 +102,7 @@ class Runner:
         idle_wake: timedelta = timedelta(minutes=1),
         read_inbox: bool = True,
         public_bind: tuple[str, int] | None = None,
+        verbose: bool = False,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -111,6 +112,7 @@ class Runner:
         self.idle_wake = idle_wake
         self.read_inbox = read_inbox
         self.recheck_every = timedelta(minutes=30)
+        self.verbose = verbose
         self.public_bind = public_bind or parse_bind(config.public_bind, "MAILFLEET_PUBLIC_BIND")
         self.ready = asyncio.Event()  # set once both endpoints listen
         self.bound_port: int | None = None
@@ -136,6 +138,7 @@ class Runner:
                 log.exception("run: engine tick failed")
                 await self._sleep(self.idle_wake.total_seconds(), stop)
                 continue
+            self._say(report)
             now = self.clock.now()
             wake = min(report.wake_at or now + self.idle_wake, now + self.idle_wake)
             if report.planned == 0:
@@ -143,6 +146,26 @@ class Runner:
             if wake > now:
                 await engine.pool.close_idle()
                 await self._sleep((wake - now).total_seconds(), stop)
+
+    def _say(self, report: TickReport) -> None:
+        """One console and log line for a tick that sent, refused or failed something."""
+        done = {
+            "cold sent": report.sent,
+            "warmup sent": report.warmup_sent,
+            "deferred": report.deferred,
+            "failed": report.failed,
+            "unknown": report.unknown,
+            "dropped (stopped meanwhile)": report.stopped,
+        }
+        parts = [f"{n} {what}" for what, n in done.items() if n]
+        if not parts and not report.errors:
+            return
+        line = f"{report.at:%H:%M:%S} " + ", ".join(parts or ["nothing sent"])
+        if report.errors:
+            line += f"; {len(report.errors)} error(s): {report.errors[0]}"
+        if self.verbose:
+            console.print(line, highlight=False, soft_wrap=True)
+        log.info("run: %s", line)
 
     async def _recheck_unknown(self, engine: Engine, stop: asyncio.Event) -> None:
         """Look ``unknown`` sends up in their Sent folders again, every ``recheck_every``."""
@@ -312,12 +335,13 @@ def run(
     setup_logging(config)
     runner = Runner(
         config,
-        SystemClock(),
+        config.clock(),
         metrics_host=metrics_host,
         metrics_port=metrics_port,
         health_every=timedelta(minutes=health_every),
         read_inbox=not no_inbox,
         public_bind=bind,
+        verbose=True,
     )
 
     async def main() -> None:

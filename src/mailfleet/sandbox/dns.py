@@ -129,7 +129,7 @@ class SandboxDnsServer:
         """Bind a free port (the same for UDP and TCP) and start answering."""
         resolver = _ZoneResolver(self.zones)
         for _ in range(20):
-            udp = DNSServer(resolver, address=self.host, port=0, logger=_QuietLogger())
+            udp = DNSServer(resolver, address=self.host, port=self.port, logger=_QuietLogger())
             port = udp.server.server_address[1]
             try:
                 tcp = DNSServer(

@@ -418,8 +418,10 @@ class ImapServer:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Listen on a free loopback port of the running loop."""
-        self._server = await asyncio.start_server(self._serve, self.host, 0, limit=MAX_LINE)
+        """Listen on ``port`` (set beforehand; 0: a free loopback port) of the running loop."""
+        self._server = await asyncio.start_server(
+            self._serve, self.host, self.port, limit=MAX_LINE, reuse_address=True
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:

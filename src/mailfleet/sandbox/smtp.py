@@ -400,10 +400,12 @@ class SubmissionServer:
         return mailbox.hooks() if mailbox is not None else self._default_behaviour
 
     async def start(self) -> None:
-        """Listen on a free loopback port of the running loop."""
+        """Listen on ``port`` (set beforehand; 0: a free loopback port) of the running loop."""
         _quiet_aiosmtpd()
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _SandboxSMTP(self), self.host, 0)
+        self._server = await loop.create_server(
+            lambda: _SandboxSMTP(self), self.host, self.port, reuse_address=True
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self, grace: float = 1.0) -> None:

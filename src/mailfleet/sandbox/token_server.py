@@ -165,9 +165,10 @@ class TokenServer:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        """Bind a free loopback port and serve until :meth:`stop`."""
+        """Bind ``port`` (set beforehand; 0: a free loopback port) and serve until :meth:`stop`."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind((self.host, 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             self._app,

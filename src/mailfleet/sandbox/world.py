@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import ssl
+from dataclasses import dataclass
 from datetime import datetime
+from email import message_from_bytes
+from email import policy as email_policy
 from pathlib import Path
 from types import TracebackType
 
@@ -38,6 +42,7 @@ class Sandbox:
     ) -> None:
         self.clock = clock
         self.tls = tls
+        self.journal: Path | None = None  # one JSON line per accepted message, when set
         self.hostname = hostname
         self.directory = Directory(limits, hostname)
         self.tokens = TokenService(clock, self.directory)
@@ -215,6 +220,8 @@ class Sandbox:
         """File an accepted message: each recipient's INBOX (or Junk, by the junk rules),
         the sender's Sent Items, prospects."""
         recipients = submission.recipients
+        if self.journal is not None:
+            self._write_journal(submission, now)
         for recipient in dict.fromkeys(recipients):
             junk = self.junk.files_in_junk(recipient, submission.sender, submission.raw)
             self.store.append(
@@ -236,6 +243,22 @@ class Sandbox:
             received_at=now,
             flags={"\\Seen"},
         )
+
+    def _write_journal(self, submission: Submission, now: datetime) -> None:
+        """The sandbox's own record of what it accepted: the audit a test reads."""
+        assert self.journal is not None
+        headers = message_from_bytes(submission.raw, policy=email_policy.compat32)
+        entry = {
+            "at": now.isoformat(),
+            "from": submission.sender,
+            "to": list(submission.recipients),
+            "message_id": headers.get("Message-ID"),
+            "in_reply_to": headers.get("In-Reply-To"),
+            "subject": headers.get("Subject"),
+            "list_unsubscribe": headers.get("List-Unsubscribe"),
+        }
+        with self.journal.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(entry) + "\n")
 
     def release_answers(self, now: datetime | None = None) -> int:
         """File the prospects' answers due by ``now`` (the clock's time) in the senders' folders.
@@ -297,13 +320,27 @@ async def start_sandbox(
     *,
     hostname: str = "smtp.sandbox.test",
     limits: SubmissionLimits = MICROSOFT_365_LIMITS,
+    ports: SandboxPorts | None = None,
 ) -> Sandbox:
-    """Start a whole sandbox on free loopback ports; TLS files go under ``workdir/tls``.
+    """Start a whole sandbox on free loopback ports (or ``ports``); TLS files under ``workdir/tls``.
 
     Every mailbox gets Microsoft 365's submission ``limits`` unless told otherwise;
     pass :data:`~mailfleet.sandbox.limits.NO_LIMITS` to lift them (benchmarks).
     """
     tls = create_tls_material(workdir / "tls", ("localhost", "127.0.0.1", hostname))
     sandbox = Sandbox(clock, tls, hostname, limits=limits)
+    if ports is not None:
+        sandbox.smtp.port, sandbox.imap.port = ports.smtp, ports.imap
+        sandbox.token_server.port, sandbox.dns.port = ports.tokens, ports.dns
     await sandbox.start()
     return sandbox
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxPorts:
+    """Fixed loopback ports, so mailboxes registered once keep working across restarts."""
+
+    smtp: int = 2587
+    imap: int = 2993
+    tokens: int = 2080
+    dns: int = 2053
