@@ -36,24 +36,21 @@ from pathlib import Path
 
 from mailfleet.clock import VirtualClock
 from mailfleet.engine.credentials import CredentialCache
-from mailfleet.engine.warmup import WarmupSender, WarmupTickReport, _Claim
-from mailfleet.providers.outcomes import Stage
+from mailfleet.engine.warmup import WarmupSender, WarmupTickReport
 from mailfleet.store import Database, Domain, Mailbox, Workspace
 from mailfleet.store.models import WarmupSettings
 from mailfleet.transport.secrets import SecretBox
-from mailfleet.transport.smtp import Delivery, SmtpPool, SubmitResult
+from mailfleet.transport.smtp import SmtpPool
+from mailfleet.transport.submitter import FakeSubmitter
 from mailfleet.warmup import WarmupConfig
 
 START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday, 00:00 UTC
 
 
 class InstantSender(WarmupSender):
-    """The real sender with the SMTP session replaced by an instant 250."""
+    """The real sender; its submitter (a FakeSubmitter) answers 250 at once."""
 
     forget_between_ticks = False
-
-    async def _submit(self, claim: _Claim) -> SubmitResult:
-        return SubmitResult(Delivery.ACCEPTED, Stage.DATA, 250, "2.0.0 OK queued")
 
     async def tick(self, now: datetime) -> WarmupTickReport:
         if self.forget_between_ticks:
@@ -135,6 +132,7 @@ async def drive(path: Path, *, forget: bool, max_ticks: int | None) -> tuple[flo
         CredentialCache(box, clock),
         SmtpPool(clock),
         config=WarmupConfig(seed=7),
+        submitter=FakeSubmitter(),
     )
     sender.forget_between_ticks = forget
     ticks = sends = 0

@@ -43,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailfleet.clock import Clock
@@ -51,11 +51,10 @@ from mailfleet.engine.cadence import RESYNC, Cadence
 from mailfleet.engine.compose import Composer
 from mailfleet.engine.credentials import (
     CredentialCache,
-    CredentialError,
     DatabaseCredentialStore,
 )
 from mailfleet.engine.ledger import LedgerSend, UsageLedger
-from mailfleet.engine.reaction import classify, react
+from mailfleet.engine.reaction import react
 from mailfleet.engine.reconcile import (
     ImapSentLookup,
     ReconcileReport,
@@ -65,6 +64,7 @@ from mailfleet.engine.reconcile import (
 from mailfleet.engine.refusal import apply_refusal
 from mailfleet.engine.sequence import advance
 from mailfleet.engine.snapshot import FleetCache, mailbox_policy
+from mailfleet.engine.submitter import PooledSubmitter
 from mailfleet.engine.warmup import WarmupSender
 from mailfleet.limits import (
     FleetPolicy,
@@ -76,7 +76,8 @@ from mailfleet.planner import (
     PlannedSend,
     plan_sends,
 )
-from mailfleet.providers.outcomes import OutcomeKind, Stage
+from mailfleet.providers.outcomes import OutcomeKind
+from mailfleet.services import sending
 from mailfleet.store import (
     Campaign,
     Database,
@@ -92,9 +93,9 @@ from mailfleet.store import (
 )
 from mailfleet.store import repository as repo
 from mailfleet.store.repository import COUNTED
-from mailfleet.transport.oauth import TokenError
 from mailfleet.transport.secrets import SecretBox
 from mailfleet.transport.smtp import Delivery, SmtpPool, SubmitResult
+from mailfleet.transport.submitter import Submitter
 from mailfleet.warmup import WarmupConfig
 
 __all__ = ["Engine", "TickReport", "mailbox_policy"]
@@ -158,15 +159,17 @@ class Engine(Cadence):
         sent_lookup: SentFolderLookup | None = None,
         resync: timedelta = RESYNC,
         warmup: WarmupConfig | None = None,
+        submitter: Submitter | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.pool = SmtpPool(clock)
         self._own_http = http is None
         self.http = http or httpx.AsyncClient(timeout=30)
-        self.credentials = CredentialCache(
+        self._credentials = CredentialCache(
             box, clock, self.http, store=DatabaseCredentialStore(db, clock)
         )
+        self.submitter: Submitter = submitter or PooledSubmitter(self._credentials, self.pool)
         self.composer = Composer(public_url, unsubscribe_key)
         self._batch = batch
         self._semaphore = asyncio.Semaphore(concurrency)
@@ -190,7 +193,19 @@ class Engine(Cadence):
                 config=warmup,
                 fleet=self._fleet,
                 usage=self.usage_for,
+                submitter=self.submitter,
             )
+
+    @property
+    def credentials(self) -> CredentialCache:
+        """Where every send of this process gets its mailbox's login."""
+        return self._credentials
+
+    @credentials.setter
+    def credentials(self, cache: CredentialCache) -> None:
+        self._credentials = cache
+        if isinstance(self.submitter, PooledSubmitter):
+            self.submitter.credentials = cache  # the default submitter follows it
 
     @property
     def fleet(self) -> FleetPolicy:
@@ -539,21 +554,9 @@ class Engine(Cadence):
         send is then dropped, unsent, with the reason.
         """
         async with self.db.session() as session:
-            active = (
-                select(Enrollment.id)
-                .where(
-                    Enrollment.id == claim.planned.enrollment_id,
-                    Enrollment.status == EnrollmentStatus.ACTIVE,
-                )
-                .exists()
-            )
-            result: Any = await session.execute(
-                update(Send)
-                .where(Send.id == claim.send_id, Send.status == SendStatus.CLAIMED, active)
-                .values(status=SendStatus.SUBMITTING)
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount == 1:
+            if await sending.mark_submitting(
+                session, claim.send_id, enrollment_id=claim.planned.enrollment_id
+            ):
                 return True
             self.ledger.forget(claim.send_id)
             send = await session.get(Send, claim.send_id)
@@ -582,23 +585,14 @@ class Engine(Cadence):
         async with self._semaphore:
             if not await self._mark_submitting(claim):
                 return None
-            try:
-                endpoint = self.credentials.endpoint(claim.mailbox)
-                creds = self.credentials.credentials(claim.mailbox)
-            except CredentialError as exc:
-                return SubmitResult(Delivery.REFUSED, Stage.TOKEN, None, str(exc), error=exc)
-            connection = self.pool.connection(claim.mailbox.id, endpoint, creds)
-            result = await connection.submit(claim.envelope_from, [claim.recipient], claim.raw)
-            outcome = classify(result, claim.mailbox.provider, claim.mailbox.address)
-            if outcome.refresh_token_first and creds.tokens is not None:
-                # 535 5.7.3 often means a token that just died: renew it and try once more.
-                try:
-                    await creds.tokens.access_token(force_refresh=True)
-                except TokenError as exc:
-                    return SubmitResult(Delivery.REFUSED, Stage.TOKEN, None, str(exc), error=exc)
-                await connection.close()
-                result = await connection.submit(claim.envelope_from, [claim.recipient], claim.raw)
-            return result
+            return await sending.submit(
+                self.submitter,
+                claim.mailbox,
+                claim.mailbox.provider,
+                claim.envelope_from,
+                [claim.recipient],
+                claim.raw,
+            )
 
     async def _record(
         self,

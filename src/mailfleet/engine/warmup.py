@@ -53,10 +53,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailfleet.clock import Clock
 from mailfleet.content.mime import reply_subject, thread_references
 from mailfleet.engine.compose import Composer
-from mailfleet.engine.credentials import CredentialCache, CredentialError
+from mailfleet.engine.credentials import CredentialCache
 from mailfleet.engine.reaction import react
 from mailfleet.engine.refusal import stop_mailbox
 from mailfleet.engine.snapshot import usage_of, warmed_policy
+from mailfleet.engine.submitter import PooledSubmitter
 from mailfleet.limits import (
     FleetPolicy,
     MailboxPolicy,
@@ -66,7 +67,8 @@ from mailfleet.limits import (
     floor_gap,
 )
 from mailfleet.planner import local_day
-from mailfleet.providers.outcomes import OutcomeKind, Stage
+from mailfleet.providers.outcomes import OutcomeKind
+from mailfleet.services import sending
 from mailfleet.store import (
     Database,
     Mailbox,
@@ -79,6 +81,7 @@ from mailfleet.store import repository as repo
 from mailfleet.store import warmup as wstore
 from mailfleet.store.models import WarmupMessage, WarmupSettings, WarmupThread
 from mailfleet.transport.smtp import Delivery, SmtpPool, SubmitResult
+from mailfleet.transport.submitter import Submitter
 from mailfleet.warmup import (
     Peer,
     PlannedWarmup,
@@ -192,11 +195,13 @@ class WarmupSender:
         fleet: FleetPolicy | None = None,
         rng: random.Random | None = None,
         usage: UsageSource | None = None,
+        submitter: Submitter | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.credentials = credentials
         self.pool = pool
+        self.submitter: Submitter = submitter or PooledSubmitter(credentials, pool)
         self.config = config or WarmupConfig()
         self.fleet = fleet or FleetPolicy()
         self.usage = usage
@@ -271,7 +276,8 @@ class WarmupSender:
         if not claims:
             return report
         results = await asyncio.gather(*(self._deliver(c) for c in claims))
-        await self._record(list(zip(claims, results, strict=True)), now, report)
+        outcomes = [(c, r) for c, r in zip(claims, results, strict=True) if r is not None]
+        await self._record(outcomes, now, report)
         return report
 
     async def _refresh(self, session: AsyncSession, now: datetime) -> bool:
@@ -558,25 +564,24 @@ class WarmupSender:
         slot = item.planned.slot if item.planned is not None else None
         return _Claim(send.id, sender, peer.address, raw, slot)
 
-    async def _deliver(self, claim: _Claim) -> SubmitResult:
-        """Commit ``submitting``, then submit on the mailbox's pooled session."""
-        async with self.db.session() as session:
-            await session.execute(
-                update(Send)
-                .where(Send.id == claim.send_id, Send.status == SendStatus.CLAIMED)
-                .values(status=SendStatus.SUBMITTING)
-            )
-        return await self._submit(claim)
+    async def _deliver(self, claim: _Claim) -> SubmitResult | None:
+        """Commit ``submitting`` and submit, as every send does (:mod:`mailfleet.services.sending`).
 
-    async def _submit(self, claim: _Claim) -> SubmitResult:
-        """The SMTP submission itself (a benchmark replaces only this)."""
-        try:
-            endpoint = self.credentials.endpoint(claim.mailbox)
-            creds = self.credentials.credentials(claim.mailbox)
-        except CredentialError as exc:
-            return SubmitResult(Delivery.REFUSED, Stage.TOKEN, None, str(exc), error=exc)
-        connection = self.pool.connection(claim.mailbox.id, endpoint, creds)
-        return await connection.submit(claim.mailbox.address, [claim.recipient], claim.raw)
+        None when the send was no longer ``claimed`` (another process took it): nothing
+        is submitted.
+        """
+        async with self.db.session() as session:
+            if not await sending.mark_submitting(session, claim.send_id):
+                log.warning("warmup: send %s was no longer claimed; not submitted", claim.send_id)
+                return None
+        return await sending.submit(
+            self.submitter,
+            claim.mailbox,
+            claim.mailbox.provider,
+            claim.mailbox.address,
+            [claim.recipient],
+            claim.raw,
+        )
 
     async def _record(
         self,
