@@ -47,6 +47,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailfleet.clock import Clock
+from mailfleet.content import MessageBuildError, SpintaxError, TemplateError
 from mailfleet.engine.cadence import RESYNC, Cadence
 from mailfleet.engine.compose import Composer
 from mailfleet.engine.credentials import (
@@ -102,6 +103,8 @@ __all__ = ["Engine", "TickReport", "mailbox_policy"]
 
 FIRST_STEPS_PER_READY = 3
 """Due rows read per mailbox ready to send (the batch is at most ``batch``)."""
+COMPOSE_RETRY = timedelta(hours=1)
+"""A step that failed to compose through a bug of ours is tried again after this."""
 READY_FILTER_MAX = 2000
 """Above this many ready mailboxes, due follow-ups are read for all and filtered here."""
 
@@ -465,13 +468,16 @@ class Engine(Cadence):
                         message_id=send.message_id,
                         at=now,
                     )
-                except Exception as exc:  # a template that rendered at save time but not now
-                    report.errors.append(f"{lead.email} step {step.position}: {exc}")
-                    enrollment.status = EnrollmentStatus.STOPPED
-                    enrollment.stop_reason = f"cannot render step {step.position}: {exc}"
-                    enrollment.next_due_at = None
-                    send.status = SendStatus.FAILED
-                    send.error = str(exc)
+                except (TemplateError, SpintaxError, MessageBuildError) as exc:
+                    # This lead's data cannot make this step (a header it would break, a
+                    # value the template refuses): its sequence stops, visibly.
+                    self._not_composed(session, report, send, enrollment, lead, step, exc, now)
+                    continue
+                except Exception as exc:  # a bug of ours: the lead keeps its place
+                    log.exception("engine: composing step %s for %s failed", step.position, lead.id)
+                    self._not_composed(
+                        session, report, send, enrollment, lead, step, exc, now, retry=True
+                    )
                     continue
                 send.subject = composed.subject
                 send.in_reply_to = composed.in_reply_to
@@ -546,6 +552,46 @@ class Engine(Cadence):
         session.add(send)
         earlier[(enrollment.id, step.position)] = send
         return send
+
+    def _not_composed(
+        self,
+        session: AsyncSession,
+        report: TickReport,
+        send: Send,
+        enrollment: Enrollment,
+        lead: Lead,
+        step: Step,
+        exc: Exception,
+        now: datetime,
+        *,
+        retry: bool = False,
+    ) -> None:
+        """A step that could not be rendered: stop the lead, or (``retry``) hold it an hour."""
+        why = f"{type(exc).__name__}: {exc}"[:500]
+        report.errors.append(f"{lead.email} step {step.position}: {why}")
+        send.status = SendStatus.FAILED
+        send.error = why
+        if retry:
+            enrollment.next_due_at = now + COMPOSE_RETRY
+            message = f"step {step.position} could not be composed ({why}); retried at " + (
+                f"{enrollment.next_due_at:%Y-%m-%d %H:%M} UTC, the lead keeps its place"
+            )
+        else:
+            enrollment.status = EnrollmentStatus.STOPPED
+            enrollment.stop_reason = f"cannot render step {step.position}: {exc}"
+            enrollment.next_due_at = None
+            message = enrollment.stop_reason
+        enrollment.updated_at = now
+        repo.add_event(
+            session,
+            workspace_id=lead.workspace_id,
+            at=now,
+            kind="send.not_composed",
+            message=message,
+            campaign_id=enrollment.campaign_id,
+            enrollment_id=enrollment.id,
+            lead_id=lead.id,
+        )
 
     async def _mark_submitting(self, claim: _Claim) -> bool:
         """Commit ``submitting`` just before the connection opens, if the lead is still active.
