@@ -13,9 +13,11 @@ from mailfleet.clock import VirtualClock
 from mailfleet.engine.credentials import MailboxTokens
 from mailfleet.engine.reconcile import ImapSentLookup, reconcile_sends
 from mailfleet.engine.submitter import PooledSubmitter
+from mailfleet.engine.warmup import WarmupSender
 from mailfleet.sandbox import Sandbox
 from mailfleet.services import sending
 from mailfleet.store import Send, SendKind, SendStatus
+from mailfleet.store.models import WarmupMessage
 from mailfleet.transport.smtp import SubmitResult
 from mailfleet.transport.submitter import FakeSubmitter, SendingMailbox
 
@@ -121,5 +123,72 @@ async def test_a_send_no_longer_claimed_is_never_submitted(
         async with world.db.session() as session:
             # Another process moved it on already: the transition refuses, nothing goes out.
             assert not await sending.mark_submitting(session, sent[0].id)
+    finally:
+        await world.close()
+
+
+class DiesBeforeSubmitting:
+    """A process that dies after its claim, before any connection opened."""
+
+    def renews_tokens(self, mailbox: SendingMailbox) -> bool:
+        return True
+
+    async def submit(
+        self,
+        mailbox: SendingMailbox,
+        envelope_from: str,
+        recipients: Sequence[str],
+        raw: bytes,
+        *,
+        fresh_token: bool = False,
+    ) -> SubmitResult:
+        raise Crash
+
+
+async def test_a_warmup_slot_released_after_a_crash_is_sent_again(
+    tmp_path: Path, clock: VirtualClock, sandbox: Sandbox
+) -> None:
+    world = await build(tmp_path, clock, sandbox)
+    try:
+        world.sender.submitter = DiesBeforeSubmitting()
+        clock.advance(timedelta(hours=8))
+        with pytest.raises(Crash):
+            await world.sender.tick(clock.now())
+        async with world.db.session() as session:
+            # The claim was committed; the process died before its `submitting` commit.
+            lost = list(
+                await session.scalars(select(Send).where(Send.status == SendStatus.SUBMITTING))
+            )
+            for send in lost:
+                send.status = SendStatus.CLAIMED
+            slots = {
+                (m.sender_mailbox_id, m.slot)
+                for m in (
+                    await session.scalars(
+                        select(WarmupMessage).where(WarmupMessage.send_id.in_([s.id for s in lost]))
+                    )
+                )
+            }
+        assert lost and all(slot is not None for _, slot in slots)
+        report = await reconcile_sends(world.db, clock, ImapSentLookup(world.sender.credentials))
+        assert sorted(report.released) == sorted(s.id for s in lost)
+        # A new process: the released slots are planned and sent again.
+        fresh = WarmupSender(
+            world.db, clock, world.sender.credentials, world.pool, config=world.sender.config
+        )
+        await fresh.tick(clock.now())
+        async with world.db.session() as session:
+            resent = {
+                (m.sender_mailbox_id, m.slot)
+                for m, status in (
+                    await session.execute(
+                        select(WarmupMessage, Send.status).join(
+                            Send, Send.id == WarmupMessage.send_id
+                        )
+                    )
+                ).all()
+                if status == SendStatus.SENT
+            }
+        assert slots <= resent
     finally:
         await world.close()

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -42,9 +42,11 @@ from mailfleet.store import (
     EnrollmentStatus,
     Mailbox,
     Send,
+    SendKind,
     SendStatus,
 )
 from mailfleet.store import repository as repo
+from mailfleet.store.models import WarmupMessage
 from mailfleet.transport.imap import ImapClient, ImapEndpoint, ImapError, header_criterion
 
 log = logging.getLogger(__name__)
@@ -180,6 +182,18 @@ async def reconcile_sends(
     return report
 
 
+async def _free_warmup(session: AsyncSession, send_id: int) -> None:
+    """A released warmup send's slot (or reply) is due again: the sender plans it anew."""
+    await session.execute(
+        update(WarmupMessage).where(WarmupMessage.send_id == send_id).values(slot=None)
+    )
+    await session.execute(
+        update(WarmupMessage)
+        .where(WarmupMessage.reply_send_id == send_id)
+        .values(reply_send_id=None)
+    )
+
+
 async def _settle(
     session: AsyncSession,
     send: Send,
@@ -230,6 +244,8 @@ async def _settle(
             "planned again with the same Message-ID"
         )
         report.released.append(send.id)
+        if send.kind == SendKind.WARMUP:
+            await _free_warmup(session, send.id)
         if enrollment is not None and enrollment.status == EnrollmentStatus.ACTIVE:
             enrollment.next_due_at = now
             enrollment.updated_at = now
