@@ -123,3 +123,17 @@ async def test_a_store_that_cannot_be_read_is_a_503_not_a_crash(tmp_path: Path) 
             assert (await client.get("/healthz")).status_code == 200
     finally:
         await broken.close()
+
+
+async def test_faults_the_process_survived_are_exposed_by_component(db: Database) -> None:
+    import logging
+
+    from mailfleet.engine.faults import FaultLog
+
+    faults = FaultLog()
+    faults.record("inbox watcher 7", RuntimeError("boom"), NOW, logging.getLogger("t"))
+    faults.record("inbox watcher 7", RuntimeError("boom"), NOW, logging.getLogger("t"))
+    app = create_app(db, VirtualClock(NOW), faults)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://m") as c:
+        body = (await c.get("/metrics")).text
+    assert 'mailfleet_process_faults{component="inbox watcher 7"} 2.0' in body

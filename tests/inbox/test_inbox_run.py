@@ -152,3 +152,27 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
 def test_idle_renewal_must_stay_inside_rfc_2177() -> None:
     with pytest.raises(ValueError, match="29 minutes"):
         InboxSettings(idle_renew=timedelta(minutes=29))
+
+
+class BrokenOnce:
+    """A credential source with a bug on its first call (not a login error)."""
+
+    def __init__(self, real: object) -> None:
+        self.real, self.calls = real, 0
+
+    def credentials(self, mailbox: Mailbox) -> object:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("a bug in our code")
+        return self.real.credentials(mailbox)  # type: ignore[attr-defined]
+
+
+async def test_a_watcher_that_crashes_is_logged_counted_and_restarted(
+    world: InboxWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    world.inbox.credentials = BrokenOnce(world.inbox.credentials)  # type: ignore[assignment]
+    world.deliver(message(sender="lead1@prospect.example", subject="Still read"))
+    async with running(world.inbox):
+        await eventually(lambda: _at_least(world, 1), "the message after the restart")
+    assert world.inbox.faults.snapshot() == {f"inbox watcher {world.mailbox_id}": 1}
+    assert "a bug in our code" in caplog.text and "Traceback" in caplog.text

@@ -13,17 +13,20 @@ from starlette.routing import Route
 
 from mailfleet.api.metrics import gather_metrics, render
 from mailfleet.clock import Clock
+from mailfleet.engine.faults import FaultLog
 from mailfleet.store import Database
 
 log = logging.getLogger(__name__)
 
 
-def create_app(db: Database, clock: Clock) -> Starlette:
-    """An app whose ``GET /metrics`` reads the store at scrape time."""
+def create_app(db: Database, clock: Clock, faults: FaultLog | None = None) -> Starlette:
+    """An app whose ``GET /metrics`` reads the store at scrape time (and ``faults``)."""
 
     async def metrics(request: Request) -> Response:
         try:
-            body = render(await gather_metrics(db, clock.now()))
+            gathered = await gather_metrics(db, clock.now())
+            gathered.faults = faults.snapshot() if faults is not None else {}
+            body = render(gathered)
         except SQLAlchemyError as exc:  # the scrape fails visibly; the process carries on
             log.warning("metrics: the store could not be read: %s", exc)
             return PlainTextResponse(f"store unavailable: {type(exc).__name__}\n", 503)

@@ -76,6 +76,7 @@ class FleetMetrics:
     credential_failures: dict[str, int] = field(default_factory=dict)
     mailboxes: list[MailboxMetrics] = field(default_factory=list)
     domains: list[DomainMetrics] = field(default_factory=list)
+    faults: dict[str, int] = field(default_factory=dict)  # this process's, by component
 
 
 async def gather_metrics(
@@ -207,8 +208,27 @@ class FleetCollector(Collector):
         yield flagged
 
 
+class FaultCollector(Collector):
+    """The faults this process survived, by component (``mailfleet_process_faults``)."""
+
+    def __init__(self, faults: dict[str, int]) -> None:
+        self.faults = faults
+
+    def collect(self) -> Iterator[Metric]:
+        """One family: faults by component since the process started."""
+        family = GaugeMetricFamily(
+            "mailfleet_process_faults",
+            "Faults logged and survived by this process since it started, by component.",
+            labels=["component"],
+        )
+        for component, count in sorted(self.faults.items()):
+            family.add_metric([component], count)
+        yield family
+
+
 def render(metrics: FleetMetrics) -> bytes:
     """The Prometheus text exposition of ``metrics``."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(metrics))
+    registry.register(FaultCollector(metrics.faults))
     return generate_latest(registry)

@@ -36,6 +36,7 @@ from mailfleet.api.public import create_public_app
 from mailfleet.cli.common import console, fail, settings, setup_logging
 from mailfleet.clock import Clock
 from mailfleet.config import Settings, parse_bind
+from mailfleet.engine.faults import FaultLog
 from mailfleet.engine.health import apply_health
 from mailfleet.engine.inbox import InboxSync
 from mailfleet.engine.inbox_settings import InboxSettings
@@ -112,6 +113,7 @@ class Runner:
         self.idle_wake = idle_wake
         self.read_inbox = read_inbox
         self.recheck_every = timedelta(minutes=30)
+        self.faults = FaultLog()
         self.verbose = verbose
         self.public_bind = public_bind or parse_bind(config.public_bind, "MAILFLEET_PUBLIC_BIND")
         self.ready = asyncio.Event()  # set once both endpoints listen
@@ -134,8 +136,8 @@ class Runner:
         while not stop.is_set():
             try:
                 report = await engine.tick()
-            except Exception:  # one bad tick must not end the process; the next retries
-                log.exception("run: engine tick failed")
+            except Exception as exc:  # one bad tick must not end the process; the next retries
+                self.faults.record("engine tick", exc, self.clock.now(), log)
                 await self._sleep(self.idle_wake.total_seconds(), stop)
                 continue
             self._say(report)
@@ -177,8 +179,8 @@ class Runner:
                 report = await engine.reconcile(
                     unknown_checked_before=self.clock.now() - self.recheck_every
                 )
-            except Exception:  # logged and counted; the next pass retries
-                log.exception("run: re-checking unknown sends failed")
+            except Exception as exc:  # logged and counted; the next pass retries
+                self.faults.record("unknown-send re-check", exc, self.clock.now(), log)
                 continue
             if report.found:
                 log.info("run: %d unknown send(s) found in Sent folders", len(report.found))
@@ -188,16 +190,16 @@ class Runner:
         while not stop.is_set():
             try:
                 await receiver.run_once()
-            except Exception:
-                log.exception("run: warmup receiver pass failed")
+            except Exception as exc:  # logged and counted; the next pass retries
+                self.faults.record("warmup receiver", exc, self.clock.now(), log)
             await self._sleep(self.health_every.total_seconds(), stop)
 
     async def _health(self, db: Database, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 report = await apply_health(db, self.clock.now())
-            except Exception:
-                log.exception("run: health pass failed")
+            except Exception as exc:  # logged and counted; the next pass retries
+                self.faults.record("health pass", exc, self.clock.now(), log)
             else:
                 for paused in report.paused:
                     console.print(
@@ -247,6 +249,7 @@ class Runner:
             db,
             self.clock,
             engine.credentials,
+            faults=self.faults,
             settings=InboxSettings(
                 warmup_marker=warmup.marker.prefix,
                 policy=InboxPolicy(unsubscribe_keys=tuple(box.derive_all("unsubscribe-links"))),
@@ -255,7 +258,10 @@ class Runner:
         receiver = WarmupReceiver(db, self.clock, engine.credentials, config=warmup)
         server = _Server(
             uvicorn.Config(
-                create_app(db, self.clock), log_level="warning", lifespan="off", access_log=False
+                create_app(db, self.clock, self.faults),
+                log_level="warning",
+                lifespan="off",
+                access_log=False,
             )
         )
         public = _Server(

@@ -48,6 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailfleet.clock import Clock
 from mailfleet.engine.credentials import CredentialError
+from mailfleet.engine.faults import FaultLog
 from mailfleet.engine.inbox_actions import MailboxRef, find_match, record_inbound
 from mailfleet.engine.inbox_pop3 import POP3_FOLDER, read_pop3
 from mailfleet.engine.inbox_settings import (
@@ -136,10 +137,12 @@ class InboxSync:
         classify: Classifier | None = None,
         settings: InboxSettings | None = None,
         seed: int | None = None,
+        faults: FaultLog | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.credentials = credentials
+        self.faults = faults or FaultLog()
         self.settings = settings or InboxSettings()
         self._classify = classify
         self._random = random.Random(seed)
@@ -483,7 +486,7 @@ class InboxSync:
                     if mailbox_id not in wanted or task.done():
                         if not task.done():
                             task.cancel()
-                        with contextlib.suppress(asyncio.CancelledError, Exception):
+                        with contextlib.suppress(asyncio.CancelledError):
                             await task
                         del tasks[mailbox_id]
                         await self._drop(mailbox_id)
@@ -517,6 +520,11 @@ class InboxSync:
                 delay = self.backoff(failures)
                 log.info("inbox: mailbox %s: %s; retrying in %s", mailbox_id, exc, delay)
                 await self._sleep(delay, stop)
+            except Exception as exc:  # a bug: logged and counted, this watcher restarts
+                await self._drop(mailbox_id)
+                failures += 1
+                self.faults.record(f"inbox watcher {mailbox_id}", exc, self.clock.now(), log)
+                await self._sleep(self.backoff(failures), stop)
 
     def backoff(self, failures: int) -> timedelta:
         """Exponential backoff with full jitter: base·2^(n-1), capped, then a random share."""
