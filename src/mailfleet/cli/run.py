@@ -41,6 +41,7 @@ from mailfleet.engine.health import apply_health
 from mailfleet.engine.inbox import InboxSync
 from mailfleet.engine.inbox_settings import InboxSettings
 from mailfleet.engine.runtime import Engine, TickReport
+from mailfleet.engine.scheduler import Scheduler, Work
 from mailfleet.engine.warmup_receiver import WarmupReceiver
 from mailfleet.inbox import InboxPolicy
 from mailfleet.store import Database
@@ -120,26 +121,16 @@ class Runner:
         self.bound_port: int | None = None
         self.public_port: int | None = None
 
-    async def _sleep(self, seconds: float, stop: asyncio.Event) -> None:
-        """Sleep ``seconds`` of the clock's time, or until ``stop``."""
-        napping = asyncio.ensure_future(self.clock.sleep(max(0.0, seconds)))
-        stopping = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait({napping, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            napping.cancel()
-            stopping.cancel()
+    def _engine_job(self, engine: Engine) -> Work:
+        """Recover what a crash left in flight, then tick: warmup and cold sends that are due."""
+        recovered = False
 
-    async def _send(self, engine: Engine, stop: asyncio.Event) -> None:
-        """Tick until ``stop``; a tick in progress always finishes."""
-        await engine.recover()
-        while not stop.is_set():
-            try:
-                report = await engine.tick()
-            except Exception as exc:  # one bad tick must not end the process; the next retries
-                self.faults.record("engine tick", exc, self.clock.now(), log)
-                await self._sleep(self.idle_wake.total_seconds(), stop)
-                continue
+        async def tick(now: datetime) -> datetime:
+            nonlocal recovered
+            if not recovered:
+                await engine.recover()
+                recovered = True
+            report = await engine.tick()
             self._say(report)
             now = self.clock.now()
             wake = min(report.wake_at or now + self.idle_wake, now + self.idle_wake)
@@ -147,7 +138,9 @@ class Runner:
                 wake = max(wake, now + timedelta(seconds=1))
             if wake > now:
                 await engine.pool.close_idle()
-                await self._sleep((wake - now).total_seconds(), stop)
+            return wake
+
+        return tick
 
     def _say(self, report: TickReport) -> None:
         """One console and log line for a tick that sent, refused or failed something."""
@@ -169,45 +162,38 @@ class Runner:
             console.print(line, highlight=False, soft_wrap=True)
         log.info("run: %s", line)
 
-    async def _recheck_unknown(self, engine: Engine, stop: asyncio.Event) -> None:
-        """Look ``unknown`` sends up in their Sent folders again, every ``recheck_every``."""
-        while not stop.is_set():
-            await self._sleep(self.recheck_every.total_seconds(), stop)
-            if stop.is_set():
-                return
-            try:
-                report = await engine.reconcile(
-                    unknown_checked_before=self.clock.now() - self.recheck_every
-                )
-            except Exception as exc:  # logged and counted; the next pass retries
-                self.faults.record("unknown-send re-check", exc, self.clock.now(), log)
-                continue
+    def _recheck_job(self, engine: Engine) -> Work:
+        """Look ``unknown`` sends up in their Sent folders again."""
+
+        async def recheck(now: datetime) -> None:
+            report = await engine.reconcile(unknown_checked_before=now - self.recheck_every)
             if report.found:
                 log.info("run: %d unknown send(s) found in Sent folders", len(report.found))
 
-    async def _receive_warmup(self, receiver: WarmupReceiver, stop: asyncio.Event) -> None:
-        """The peers' side of warmup: find, rescue, flag and answer warmup mail over IMAP."""
-        while not stop.is_set():
-            try:
-                await receiver.run_once()
-            except Exception as exc:  # logged and counted; the next pass retries
-                self.faults.record("warmup receiver", exc, self.clock.now(), log)
-            await self._sleep(self.health_every.total_seconds(), stop)
+        return recheck
 
-    async def _health(self, db: Database, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                report = await apply_health(db, self.clock.now())
-            except Exception as exc:  # logged and counted; the next pass retries
-                self.faults.record("health pass", exc, self.clock.now(), log)
-            else:
-                for paused in report.paused:
-                    console.print(
-                        f"health: paused {paused.address}: {paused.reason}; "
-                        f"resume with `{paused.resume}`",
-                        highlight=False,
-                    )
-            await self._sleep(self.health_every.total_seconds(), stop)
+    def _health_job(self, db: Database) -> Work:
+        """The health pass: pause mailboxes whose bounces or complaints say so."""
+
+        async def health(now: datetime) -> None:
+            report = await apply_health(db, now)
+            for paused in report.paused:
+                console.print(
+                    f"health: paused {paused.address}: {paused.reason}; "
+                    f"resume with `{paused.resume}`",
+                    highlight=False,
+                )
+
+        return health
+
+    @staticmethod
+    def _receiver_job(receiver: WarmupReceiver) -> Work:
+        """The peers' side of warmup: find, rescue, flag and answer warmup mail over IMAP."""
+
+        async def receive(now: datetime) -> None:
+            await receiver.run_once()
+
+        return receive
 
     def _listen(self) -> socket.socket:
         sock = listen(self.metrics_host, self.metrics_port)
@@ -274,14 +260,21 @@ class Runner:
         )
         serving = asyncio.create_task(server.serve(sockets=[sock]), name="metrics")
         serving_public = asyncio.create_task(public.serve(sockets=[public_sock]), name="public")
-        tasks = [
-            asyncio.create_task(self._send(engine, stop), name="engine"),
-            asyncio.create_task(self._health(db, stop), name="health"),
-            asyncio.create_task(self._recheck_unknown(engine, stop), name="unknown-sends"),
-        ]
+        scheduler = Scheduler(self.clock, self.faults)
+        scheduler.add("engine tick", self.idle_wake, self._engine_job(engine))
+        scheduler.add("health pass", self.health_every, self._health_job(db))
+        scheduler.add(
+            "unknown-send re-check",
+            self.recheck_every,
+            self._recheck_job(engine),
+            first_after=self.recheck_every,
+        )
+        if self.read_inbox:
+            scheduler.add("warmup receiver", self.health_every, self._receiver_job(receiver))
+        self.scheduler = scheduler
+        tasks = [asyncio.create_task(scheduler.run(stop), name="scheduler")]
         if self.read_inbox:
             tasks.append(asyncio.create_task(inbox.run(stop), name="inbox"))
-            tasks.append(asyncio.create_task(self._receive_warmup(receiver, stop), name="warmup"))
         try:
             for srv, task in ((server, serving), (public, serving_public)):
                 listening = asyncio.create_task(srv.listening.wait())
