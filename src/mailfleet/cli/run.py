@@ -26,7 +26,7 @@ import signal
 import socket
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -80,6 +80,11 @@ def listen(host: str, port: int) -> socket.socket:
     sock.listen(128)
     sock.setblocking(False)
     return sock
+
+
+def _quiet_server(app: Any) -> _Server:
+    """uvicorn for one of the process's apps, logging warnings only."""
+    return _Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
 
 
 class ListenError(OSError):
@@ -195,6 +200,22 @@ class Runner:
 
         return receive
 
+    def _scheduler(self, engine: Engine, db: Database, receiver: WarmupReceiver) -> Scheduler:
+        """The process's periodic jobs on its clock."""
+        scheduler = Scheduler(self.clock, self.faults)
+        scheduler.add("engine tick", self.idle_wake, self._engine_job(engine))
+        scheduler.add("health pass", self.health_every, self._health_job(db))
+        scheduler.add(
+            "unknown-send re-check",
+            self.recheck_every,
+            self._recheck_job(engine),
+            first_after=self.recheck_every,
+        )
+        if self.read_inbox:
+            scheduler.add("warmup receiver", self.health_every, self._receiver_job(receiver))
+        self.scheduler = scheduler
+        return scheduler
+
     def _listen(self) -> socket.socket:
         sock = listen(self.metrics_host, self.metrics_port)
         self.bound_port = int(sock.getsockname()[1])
@@ -242,36 +263,13 @@ class Runner:
             ),
         )
         receiver = WarmupReceiver(db, self.clock, engine.credentials, config=warmup)
-        server = _Server(
-            uvicorn.Config(
-                create_app(db, self.clock, self.faults),
-                log_level="warning",
-                lifespan="off",
-                access_log=False,
-            )
-        )
-        public = _Server(
-            uvicorn.Config(
-                create_public_app(db, self.clock, lambda: box.derive_all("unsubscribe-links")),
-                log_level="warning",
-                lifespan="off",
-                access_log=False,
-            )
+        server = _quiet_server(create_app(db, self.clock, self.faults))
+        public = _quiet_server(
+            create_public_app(db, self.clock, lambda: box.derive_all("unsubscribe-links"))
         )
         serving = asyncio.create_task(server.serve(sockets=[sock]), name="metrics")
         serving_public = asyncio.create_task(public.serve(sockets=[public_sock]), name="public")
-        scheduler = Scheduler(self.clock, self.faults)
-        scheduler.add("engine tick", self.idle_wake, self._engine_job(engine))
-        scheduler.add("health pass", self.health_every, self._health_job(db))
-        scheduler.add(
-            "unknown-send re-check",
-            self.recheck_every,
-            self._recheck_job(engine),
-            first_after=self.recheck_every,
-        )
-        if self.read_inbox:
-            scheduler.add("warmup receiver", self.health_every, self._receiver_job(receiver))
-        self.scheduler = scheduler
+        scheduler = self._scheduler(engine, db, receiver)
         tasks = [asyncio.create_task(scheduler.run(stop), name="scheduler")]
         if self.read_inbox:
             tasks.append(asyncio.create_task(inbox.run(stop), name="inbox"))
