@@ -9,13 +9,20 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from mailfleet.clock import VirtualClock
+from mailfleet.clock import VirtualClock, utc
 from mailfleet.config import Settings
 from mailfleet.sandbox import Sandbox
 from mailfleet.sandbox.mailstore import INBOX
 from mailfleet.store import Send, SendKind, SendStatus
 
 from .world import build
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    # The runner sleeps on its clock, as production does: time must flow, not jump (a
+    # jumping clock would race its jobs through the warmup day).
+    return VirtualClock(utc(2026, 3, 2, 0), speed=60)
 
 
 async def test_the_runner_sends_warmup_with_the_installation_marker(
