@@ -8,6 +8,7 @@ chosen point of the state machine; the restart is a new Engine on the same store
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,12 +19,40 @@ from mailfleet.clock import VirtualClock
 from mailfleet.engine.runtime import Engine
 from mailfleet.sandbox import SENT_ITEMS, Sandbox
 from mailfleet.store import Enrollment, Event, Mailbox, Send, SendStatus
+from mailfleet.transport.smtp import SubmitResult
+from mailfleet.transport.submitter import FakeSubmitter, SendingMailbox, Submission, Submitter
 
 from .world import World, build_world
 
 
 class Crash(Exception):
     """The process died here."""
+
+
+def crash(_: Submission) -> SubmitResult:
+    raise Crash
+
+
+class DiesAfterTheServerAccepts:
+    """The engine's own submitter, then a crash before the outcome is recorded."""
+
+    def __init__(self, real: Submitter) -> None:
+        self.real = real
+
+    def renews_tokens(self, mailbox: SendingMailbox) -> bool:
+        return self.real.renews_tokens(mailbox)
+
+    async def submit(
+        self,
+        mailbox: SendingMailbox,
+        envelope_from: str,
+        recipients: Sequence[str],
+        raw: bytes,
+        *,
+        fresh_token: bool = False,
+    ) -> SubmitResult:
+        await self.real.submit(mailbox, envelope_from, recipients, raw, fresh_token=fresh_token)
+        raise Crash
 
 
 async def with_imap(world: World, sandbox: Sandbox) -> None:
@@ -62,15 +91,12 @@ def delivered_ids(sandbox: Sandbox) -> list[str]:
 
 
 async def test_a_crash_after_the_server_accepted_is_found_in_sent_items_and_never_resent(
-    tmp_path: Path, clock: VirtualClock, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, clock: VirtualClock, sandbox: Sandbox
 ) -> None:
     world = await build_world(tmp_path, clock, sandbox, mailboxes=1, leads=2, steps=2)
     await with_imap(world, sandbox)
 
-    async def die(*args: object, **kwargs: object) -> None:
-        raise Crash
-
-    monkeypatch.setattr(world.engine, "_record", die)
+    world.engine.submitter = DiesAfterTheServerAccepts(world.engine.submitter)
     with pytest.raises(Crash):
         await world.engine.tick()
     await world.engine.close()
@@ -104,15 +130,13 @@ async def test_a_crash_after_the_server_accepted_is_found_in_sent_items_and_neve
 
 
 async def test_a_crash_while_submitting_that_the_server_never_saw_is_left_for_a_person(
-    tmp_path: Path, clock: VirtualClock, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, clock: VirtualClock, sandbox: Sandbox
 ) -> None:
     world = await build_world(tmp_path, clock, sandbox, mailboxes=1, leads=2, steps=1)
     await with_imap(world, sandbox)
 
-    def die(*args: object) -> None:
-        raise Crash  # after `submitting` was committed, before the connection opened
-
-    monkeypatch.setattr(world.engine.credentials, "endpoint", die)
+    # After `submitting` was committed, before the connection opened.
+    world.engine.submitter = FakeSubmitter(crash)
     with pytest.raises(Crash):
         await world.engine.tick()
     await world.engine.close()
@@ -170,14 +194,11 @@ async def test_a_crash_after_the_claim_releases_the_send_which_then_goes_once(
 
 
 async def test_an_unreadable_sent_folder_leaves_unknown_until_it_can_be_read(
-    tmp_path: Path, clock: VirtualClock, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, clock: VirtualClock, sandbox: Sandbox
 ) -> None:
     world = await build_world(tmp_path, clock, sandbox, mailboxes=1, leads=1, steps=1)
 
-    async def die(*args: object, **kwargs: object) -> None:
-        raise Crash
-
-    monkeypatch.setattr(world.engine, "_record", die)
+    world.engine.submitter = DiesAfterTheServerAccepts(world.engine.submitter)
     with pytest.raises(Crash):
         await world.engine.tick()
     await world.engine.close()
