@@ -11,8 +11,8 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from mailfleet.cli import campaign as campaign_cli
-from mailfleet.cli import leads as leads_cli
 from mailfleet.cli.main import app
+from mailfleet.services import leads as leads_service
 
 runner = CliRunner()
 
@@ -191,14 +191,14 @@ def test_leads_import_is_all_or_nothing(
     assert run("campaign", "create", str(campaign_file)).exit_code == 0
     rows = "\n".join(f"lead{i}@acme{i}.example,L{i}" for i in range(5000))
     csv = write(tmp_path / "big.csv", "email,first_name\n" + rows)
-    real = leads_cli.import_into_campaign
+    real = leads_service.import_into_campaign
 
     async def dies_after_storing(*args, **kwargs):  # type: ignore[no-untyped-def]
         await real(*args, **kwargs)
         raise OSError("disk full")
 
     with monkeypatch.context() as patch:
-        patch.setattr(leads_cli, "import_into_campaign", dies_after_storing)
+        patch.setattr(leads_service, "import_into_campaign", dies_after_storing)
         result = run("leads", "import", str(csv), "--campaign", "Q3")
     assert result.exit_code != 0
     assert db(home, "select count(*) from lead") == [(0,)]

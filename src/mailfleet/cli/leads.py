@@ -22,16 +22,12 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mailfleet.cli.common import CommandError, campaign, console, fail, with_db
+from mailfleet.cli.common import CommandError, console, fail, with_db
 from mailfleet.clock import SystemClock
-from mailfleet.leads import LeadFileError, ParsedLead, RowError, read_leads
+from mailfleet.leads import RowError
+from mailfleet.services import leads as leads_service
 from mailfleet.store import Database
-from mailfleet.store.imports import (
-    CampaignImport,
-    import_into_campaign,
-    workspace_suppressions,
-)
-from mailfleet.store.launch import record_validation
+from mailfleet.store.imports import CampaignImport
 
 SHOWN = 50  # rows listed in the human report; --json lists them all
 
@@ -98,69 +94,30 @@ def leads_import(
     )
 
     async def run(db: Database) -> dict[str, Any]:
-        async with db.session() as session:
-            row = await campaign(session, campaign_name, workspace_slug)
-            suppressed = await workspace_suppressions(session, row.workspace_id)
-            leads: list[ParsedLead] = []
-            rejected: list[RowError] = []
-            with progress:
-                reading = progress.add_task("reading", total=total)
-                try:
-                    with path.open(encoding="utf-8-sig", newline="") as handle:
-                        reader = read_leads(
-                            handle,
-                            source=str(path),
-                            mapping=columns,
-                            suppressed=suppressed,
-                            allow_test_domains="reserved" if allow_reserved else False,
-                        )
-                        for number, item in enumerate(reader, start=1):
-                            if isinstance(item, ParsedLead):
-                                leads.append(item)
-                            else:
-                                rejected.append(item)
-                            if number % 2000 == 0:
-                                progress.update(reading, completed=min(total, item.row - 1))
-                        progress.update(reading, completed=total)
-                        fields = {c.target for c in reader.columns if c.target and not c.standard}
-                except LeadFileError as exc:
-                    raise CommandError(str(exc)) from None
-                except (OSError, UnicodeDecodeError) as exc:
-                    raise CommandError(f"{path}: cannot read: {exc}") from None
-                storing = progress.add_task("storing", total=len(leads))
-                now = SystemClock().now()
-                try:
-                    report = await import_into_campaign(
-                        session,
-                        row,
-                        leads,
-                        now,
+        with progress:
+            reading = progress.add_task("reading", total=total)
+            storing = progress.add_task("storing", total=None)
+            try:
+                with path.open(encoding="utf-8-sig", newline="") as handle:
+                    done = await leads_service.import_leads(
+                        db,
+                        handle,
+                        campaign_name=campaign_name,
+                        workspace_slug=workspace_slug,
                         source=str(path),
+                        at=SystemClock().now(),
+                        mapping=columns,
                         allow_duplicates_across_campaigns=allow_duplicates,
-                        progress=lambda done: progress.update(storing, completed=done),
+                        allow_reserved_domains=allow_reserved,
+                        on_read=lambda n: progress.update(reading, completed=min(total, n)),
+                        on_stored=lambda n: progress.update(storing, completed=n),
                     )
-                except ValueError as exc:
-                    raise CommandError(str(exc)) from None
-                # The pre-launch gate reads this: the list was parsed, de-duplicated and
-                # checked against suppressions, in the transaction that enrolled it.
-                record_validation(
-                    session,
-                    row.id,
-                    now,
-                    source=str(path),
-                    rows=reader.summary.total_rows,
-                    accepted=len(leads),
-                    rejected=len(rejected),
-                    enrolled=report.enrolled,
-                    skipped=len(report.skipped),
-                )
-            wanted = set((row.settings or {}).get("fields") or [])
-            warnings = [
-                f"the campaign's templates use {{{{ {name} }}}}, which this file has no column "
-                "for: those leads get the template's default"
-                for name in sorted(wanted - fields)
-            ]
-            return _report(path, row.name, reader.summary.total_rows, report, rejected, warnings)
+            except OSError as exc:
+                raise CommandError(f"{path}: cannot read: {exc}") from None
+            progress.update(reading, completed=total)
+        return _report(
+            path, done.campaign, done.rows, done.report, list(done.rejected), list(done.warnings)
+        )
 
     data = with_db(run)
     if as_json:
