@@ -21,6 +21,7 @@ import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -39,6 +40,11 @@ steps:
   - delay_hours: 3
     body: "Last note from me."
 """
+
+
+def to(entry: dict[str, Any]) -> str:
+    """The first recipient of a journal entry."""
+    return str(entry["to"][0])
 
 
 def free_ports(n: int) -> list[int]:
@@ -97,14 +103,14 @@ class World:
             text=True,
         )
 
-    def received(self) -> list[dict[str, object]]:
+    def received(self) -> list[dict[str, Any]]:
         if not self.journal.is_file():
             return []
         lines = self.journal.read_text(encoding="utf-8").splitlines()
         return [json.loads(line) for line in lines if line.strip()]
 
-    def cold(self) -> list[dict[str, object]]:
-        return [r for r in self.received() if str(r["to"][0]).startswith("p")]  # type: ignore[index]
+    def cold(self) -> list[dict[str, Any]]:
+        return [r for r in self.received() if to(r).startswith("p")]
 
 
 def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 60) -> str:
@@ -143,7 +149,7 @@ def stops(home: Path) -> dict[str, datetime]:
 
 def done_enough(world: World) -> bool:
     """Some lead had every step, and replies or bounces stopped two more."""
-    per_lead = Counter(str(r["to"][0]) for r in world.cold())  # type: ignore[index]
+    per_lead = Counter(to(r) for r in world.cold())
     return max(per_lead.values(), default=0) == 3 and len(stops(world.home)) >= 3
 
 
@@ -174,7 +180,7 @@ def test_run_against_the_sandbox_sends_each_step_once_and_nothing_after_a_stop(
         wait_for_line(runs[-1], "mailfleet running")
         wait_until(lambda: len(world.cold()) >= 6, 60, "the first cold sends")
         first = world.cold()[0]
-        target = str(first["to"][0])  # type: ignore[index]
+        target = to(first)
         link = next(
             u.strip("<> ")
             for u in str(first["list_unsubscribe"]).split(",")
@@ -207,9 +213,9 @@ def test_run_against_the_sandbox_sends_each_step_once_and_nothing_after_a_stop(
     cold = world.cold()
     ids = Counter(str(r["message_id"]) for r in cold)
     assert [m for m, n in ids.items() if n > 1] == []  # nothing sent twice
-    by_lead: dict[str, list[dict[str, object]]] = defaultdict(list)
+    by_lead: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in cold:
-        by_lead[str(r["to"][0])].append(r)  # type: ignore[index]
+        by_lead[to(r)].append(r)
     assert all(len(v) <= 3 for v in by_lead.values()), {k: len(v) for k, v in by_lead.items()}
     stopped = stops(world.home)
     assert target in stopped  # the one-click unsubscribe
@@ -219,5 +225,5 @@ def test_run_against_the_sandbox_sends_each_step_once_and_nothing_after_a_stop(
         assert late == [], (lead, at, late)
     # The others went on through their sequence; warmup ran beside cold at 2:1.
     assert max(len(v) for v in by_lead.values()) == 3
-    warmup = [r for r in world.received() if not str(r["to"][0]).startswith("p")]  # type: ignore[index]
+    warmup = [r for r in world.received() if not to(r).startswith("p")]
     assert len(warmup) >= 2 * len(cold) * 0.9

@@ -8,51 +8,20 @@ chosen point of the state machine; the restart is a new Engine on the same store
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from fakes.submitters import Crash, DiesAfterTheServerAccepts, crash
 from mailfleet.clock import VirtualClock
 from mailfleet.engine.runtime import Engine
 from mailfleet.sandbox import SENT_ITEMS, Sandbox
 from mailfleet.store import Enrollment, Event, Mailbox, Send, SendStatus
-from mailfleet.transport.smtp import SubmitResult
-from mailfleet.transport.submitter import FakeSubmitter, SendingMailbox, Submission, Submitter
+from mailfleet.transport.submitter import FakeSubmitter
 
 from .world import World, build_world
-
-
-class Crash(Exception):
-    """The process died here."""
-
-
-def crash(_: Submission) -> SubmitResult:
-    raise Crash
-
-
-class DiesAfterTheServerAccepts:
-    """The engine's own submitter, then a crash before the outcome is recorded."""
-
-    def __init__(self, real: Submitter) -> None:
-        self.real = real
-
-    def renews_tokens(self, mailbox: SendingMailbox) -> bool:
-        return self.real.renews_tokens(mailbox)
-
-    async def submit(
-        self,
-        mailbox: SendingMailbox,
-        envelope_from: str,
-        recipients: Sequence[str],
-        raw: bytes,
-        *,
-        fresh_token: bool = False,
-    ) -> SubmitResult:
-        await self.real.submit(mailbox, envelope_from, recipients, raw, fresh_token=fresh_token)
-        raise Crash
 
 
 async def with_imap(world: World, sandbox: Sandbox) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from fakes.submitters import Crash, DiesAfterTheServerAccepts, crash
 from mailfleet.clock import VirtualClock
 from mailfleet.engine.credentials import MailboxTokens
 from mailfleet.engine.reconcile import ImapSentLookup, reconcile_sends
@@ -18,38 +18,11 @@ from mailfleet.sandbox import Sandbox
 from mailfleet.services import sending
 from mailfleet.store import Send, SendKind, SendStatus
 from mailfleet.store.models import WarmupMessage
-from mailfleet.transport.smtp import SubmitResult
-from mailfleet.transport.submitter import FakeSubmitter, SendingMailbox
+from mailfleet.transport.submitter import FakeSubmitter
 
 from .world import WarmupWorld, build, mailbox
 
 A = "rep0@alpha.example"
-
-
-class Crash(Exception):
-    """The process died after the server accepted the message."""
-
-
-class DiesAfterTheServerAccepts:
-    """The real submitter, then a crash before the outcome is recorded."""
-
-    def __init__(self, real: PooledSubmitter) -> None:
-        self.real = real
-
-    def renews_tokens(self, mailbox: SendingMailbox) -> bool:
-        return self.real.renews_tokens(mailbox)
-
-    async def submit(
-        self,
-        mailbox: SendingMailbox,
-        envelope_from: str,
-        recipients: Sequence[str],
-        raw: bytes,
-        *,
-        fresh_token: bool = False,
-    ) -> SubmitResult:
-        await self.real.submit(mailbox, envelope_from, recipients, raw, fresh_token=fresh_token)
-        raise Crash
 
 
 async def warmup_sends(world: WarmupWorld) -> list[Send]:
@@ -127,30 +100,12 @@ async def test_a_send_no_longer_claimed_is_never_submitted(
         await world.close()
 
 
-class DiesBeforeSubmitting:
-    """A process that dies after its claim, before any connection opened."""
-
-    def renews_tokens(self, mailbox: SendingMailbox) -> bool:
-        return True
-
-    async def submit(
-        self,
-        mailbox: SendingMailbox,
-        envelope_from: str,
-        recipients: Sequence[str],
-        raw: bytes,
-        *,
-        fresh_token: bool = False,
-    ) -> SubmitResult:
-        raise Crash
-
-
 async def test_a_warmup_slot_released_after_a_crash_is_sent_again(
     tmp_path: Path, clock: VirtualClock, sandbox: Sandbox
 ) -> None:
     world = await build(tmp_path, clock, sandbox)
     try:
-        world.sender.submitter = DiesBeforeSubmitting()
+        world.sender.submitter = FakeSubmitter(crash)
         clock.advance(timedelta(hours=8))
         with pytest.raises(Crash):
             await world.sender.tick(clock.now())

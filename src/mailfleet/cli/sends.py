@@ -79,10 +79,15 @@ def sends_resolve(
     ] = False,
 ) -> None:
     """Decide an unknown send; the lead's sequence continues after the decision."""
-    chosen = [name for name, on in (("sent", sent), ("resend", resend), ("skip", skip)) if on]
+    options: list[tuple[sends.Decision, bool]] = [
+        ("sent", sent),
+        ("resend", resend),
+        ("skip", skip),
+    ]
+    chosen = [name for name, on in options if on]
     if len(chosen) != 1:
         raise typer.BadParameter("give exactly one of --sent, --resend, --skip")
-    decision: sends.Decision = chosen[0]  # type: ignore[assignment]
+    decision = chosen[0]
 
     async def run(db: Database) -> sends.Resolved:
         return await sends.resolve(db, send_id, decision, at=SystemClock().now())

@@ -155,12 +155,12 @@ async def transition(
     if errors and not force:
         raise LaunchRefused(name, errors)
     async with db.session() as session:
-        moved = await session.execute(
+        moved: Any = await session.execute(
             update(Campaign)
             .where(Campaign.id == campaign_id, Campaign.status == status)
             .values(status=target)
         )
-        if moved.rowcount != 1:  # type: ignore[attr-defined]
+        if moved.rowcount != 1:
             raise ServiceError(f"campaign {name!r} changed meanwhile; look at it and try again")
         row = await session.get(Campaign, campaign_id)
         assert row is not None
