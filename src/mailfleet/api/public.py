@@ -68,10 +68,23 @@ def _page(status: int, title: str, message: str, *, confirm: bool = False) -> HT
 
 def _refused(exc: Exception) -> HTMLResponse:
     """The page for a token that does not work, or a store that cannot answer now."""
+    # The recipient reads the page; the technical reason is for the operator's log.
     if isinstance(exc, service.TokenError):
-        return _page(400, "This link does not work", f"{exc}. Nothing was changed.")
+        log.info("public: refused an unsubscribe link: %s", exc)
+        return _page(
+            400,
+            "This link does not work",
+            "The link is incomplete or was changed, so we cannot tell whom it is for. "
+            "Nothing was changed. To unsubscribe, reply to our message with the word "
+            "unsubscribe.",
+        )
     if isinstance(exc, service.UnknownContact):
-        return _page(404, "Nothing to unsubscribe", f"{exc}. Nothing was changed.")
+        log.info("public: an unsubscribe link for a removed contact: %s", exc)
+        return _page(
+            404,
+            "Nothing to unsubscribe",
+            "We no longer hold this address. Nothing was changed.",
+        )
     log.error("public: the store failed: %s", exc, exc_info=exc)
     return _page(503, "Please try again", "We could not handle this link just now.")
 
